@@ -1,0 +1,3 @@
+//! crust benchmarks. SKELETON: filled by the tests helper.
+
+fn main() {}

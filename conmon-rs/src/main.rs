@@ -1,0 +1,3 @@
+//! crust-monitor. SKELETON: filled by the monitor helper.
+
+fn main() {}

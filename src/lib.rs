@@ -1,0 +1,19 @@
+//! crust: a Kubernetes CRI v1 container runtime.
+//!
+//! Layering (top to bottom):
+//! - [`server`]: one thin file per CRI RPC, converting CRI <-> domain types; gRPC status
+//!   codes are chosen in one place, [`server::error`].
+//! - domain modules: [`config`], [`registries`], [`image`] (and, in later issues, the OCI
+//!   runtime driver, network and streaming).
+//! - leaf crates: `crust-storage` (synchronous, no tokio/tonic/CRI), called only through
+//!   [`blocking::run`].
+//! - [`daemon`] wires it all to a unix socket; [`ctl`] is crust's own CRI client.
+
+pub mod blocking;
+pub mod config;
+pub mod ctl;
+pub mod daemon;
+pub mod image;
+pub mod logging;
+pub mod registries;
+pub mod server;

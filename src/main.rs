@@ -1,0 +1,3 @@
+//! The `crust` binary. SKELETON: filled by the daemon helper.
+
+fn main() {}

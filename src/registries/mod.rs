@@ -1,0 +1,3 @@
+//! containers-registries.conf(5) v2 and registry credentials.
+//!
+//! SKELETON: filled by the registries helper.
