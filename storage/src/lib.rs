@@ -6,8 +6,30 @@
 //! mounted as overlays over an image's layers.
 //!
 //! The daemon calls this crate only through its one `spawn_blocking` helper.
-//!
-//! SKELETON: `unpack/` is owned by the unpacker helper; every other module by the store
-//! helper.
 
+mod atomic;
+mod blobs;
+pub mod compression;
+mod containers;
+pub mod digest;
+mod du;
+pub mod error;
+mod gc;
+mod images;
+mod layers;
+mod mount;
+mod recovery;
+pub mod store;
 pub mod unpack;
+
+#[cfg(test)]
+mod store_tests;
+#[cfg(test)]
+mod test_support;
+
+pub use compression::Compression;
+pub use digest::{Digest, DigestError, DigestingReader, chain_ids};
+pub use error::StoreError;
+pub use store::{
+    ApplyLayer, ContainerLayer, GcStats, ImageRecord, LayerInfo, Store, Untagged, Usage,
+};
