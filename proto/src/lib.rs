@@ -4,10 +4,18 @@
 //!   `k8s-cri` crate (generated from kubernetes/cri-api) so that every crate in the
 //!   workspace uses one copy of the types. Only built with the `cri` feature: the
 //!   monitor (`conmon-rs/`) links no CRI code.
-//! - crust's own daemon <-> monitor protocol lands here with the monitor.
+//! - [`monitor`]: crust's own daemon <-> monitor protocol (`monitor/monitor.proto`,
+//!   wire format documented there). Only built with the `monitor` feature. The monitor
+//!   binary itself hand-encodes the same messages to stay small.
 
 /// Kubernetes CRI v1 messages, clients and servers.
 #[cfg(feature = "cri")]
 pub mod cri {
     pub use k8s_cri::v1::*;
+}
+
+/// crust daemon <-> crust-monitor messages (see `monitor/monitor.proto`).
+#[cfg(feature = "monitor")]
+pub mod monitor {
+    include!(concat!(env!("OUT_DIR"), "/crust.monitor.v1.rs"));
 }
