@@ -1,3 +1,171 @@
-//! crust benchmarks. SKELETON: filled by the tests helper.
+//! Pull benchmark (harness = false; `make bench`).
+//!
+//! Pushes a ~50 MB-compressed, 10-layer image to a throw-away registry, then times (median
+//! of 3 runs): (a) crust: PullImage through the CRI socket on a fresh daemon root per run,
+//! (b) `skopeo copy` to an OCI layout + `umoci unpack` (the classic tool chain), (c) the
+//! floor: plain in-process gzip decompression of the 10 layers (flate2, sequential).
+#![allow(clippy::unwrap_used)]
 
-fn main() {}
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::Read;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use common::*;
+use crust_proto::cri::{ImageSpec, PullImageRequest};
+
+const RUNS: usize = 3;
+const LAYERS: usize = 10;
+/// Uncompressed bytes per layer; with the content below gzip gives ~2.5x.
+const LAYER_BYTES: usize = 11 << 20;
+
+/// Deterministic, semi-compressible content: xorshift bytes mixed with repeated text.
+fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let text =
+        b"crust pulls images into overlay layers; the quick brown fox jumps over the lazy dog. ";
+    let mut out = Vec::with_capacity(len);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    while out.len() < len {
+        let r = next();
+        if r % 2 == 0 {
+            for _ in 0..4 {
+                out.extend_from_slice(&next().to_le_bytes());
+            }
+        } else {
+            let start = (r >> 8) as usize % text.len();
+            out.extend_from_slice(&text[start..]);
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+fn build() -> Result<Image> {
+    let mut layers = Vec::new();
+    for i in 0..LAYERS {
+        let mut lb = LayerBuilder::new().dir(&format!("l{i}"))?;
+        let data = content(i as u64 + 1, LAYER_BYTES);
+        for (j, chunk) in data.chunks(1 << 20).enumerate() {
+            lb = lb.file(&format!("l{i}/f{j}"), chunk, 0o644)?;
+        }
+        layers.push(lb.finish(Comp::Gzip)?);
+    }
+    build_image(layers, &ImageOpts::default())
+}
+
+fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (ms(v[v.len() / 2]), ms(v[0]), ms(v[v.len() - 1]))
+}
+
+async fn crust_run(reg: &Registry, name: &str) -> Result<Duration> {
+    let tmp = tempfile::Builder::new().prefix("crust-bench-").tempdir()?;
+    let d = Daemon::start(&tmp.path().join("d"), &registries_conf(&reg.host, "")).await?;
+    let mut c = d.images().await?;
+    let t = Instant::now();
+    c.pull_image(PullImageRequest {
+        image: Some(ImageSpec {
+            image: name.to_string(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .context("crust PullImage")?;
+    let el = t.elapsed();
+    drop(d);
+    Ok(el)
+}
+
+fn skopeo_umoci_run(name: &str) -> Result<Duration> {
+    let tmp = tempfile::Builder::new()
+        .prefix("crust-bench-skopeo-")
+        .tempdir()?;
+    let layout = format!("{}:v1", tmp.path().join("layout").display());
+    let t = Instant::now();
+    let st = Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{layout}"),
+        ])
+        .status()
+        .context("run skopeo (make test-deps)")?;
+    if !st.success() {
+        bail!("skopeo copy failed: {st}");
+    }
+    let st = Command::new("umoci")
+        .args(["unpack", "--image", &layout])
+        .arg(tmp.path().join("bundle"))
+        .status()
+        .context("run umoci (make test-deps)")?;
+    if !st.success() {
+        bail!("umoci unpack failed: {st}");
+    }
+    Ok(t.elapsed())
+}
+
+fn floor_run(img: &Image) -> Result<Duration> {
+    let t = Instant::now();
+    let mut buf = vec![0u8; 1 << 20];
+    for l in &img.layers {
+        let mut d = flate2::read::GzDecoder::new(&l.blob[..]);
+        while d.read(&mut buf)? > 0 {}
+    }
+    Ok(t.elapsed())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let reg = Registry::start()?;
+    let img = build()?;
+    let compressed: usize = img.layers.iter().map(|l| l.blob.len()).sum();
+    push_image(&reg, "bench/img", "v1", &img)?;
+    let name = format!("{}/bench/img:v1", reg.host);
+    println!(
+        "image: {LAYERS} layers, {:.1} MB compressed, {:.1} MB uncompressed",
+        compressed as f64 / 1e6,
+        (LAYERS * LAYER_BYTES) as f64 / 1e6
+    );
+
+    let mut crust = Vec::new();
+    let mut classic = Vec::new();
+    let mut floor = Vec::new();
+    for _ in 0..RUNS {
+        crust.push(crust_run(&reg, &name).await?);
+        classic.push(skopeo_umoci_run(&name)?);
+        floor.push(floor_run(&img)?);
+    }
+    let rows = [
+        ("crust", stats(crust)),
+        ("skopeo+umoci", stats(classic)),
+        ("gunzip floor", stats(floor)),
+    ];
+    let classic_ms = rows[1].1.0;
+    let floor_ms = rows[2].1.0;
+    println!(
+        "{:<14} | {:>9} | {:>9} | {:>9} | {:>12} | {:>9}",
+        "name", "median ms", "min", "max", "vs skopeo", "vs floor"
+    );
+    for (n, (med, min, max)) in rows {
+        println!(
+            "{n:<14} | {med:>9.1} | {min:>9.1} | {max:>9.1} | {:>11.2}x | {:>8.2}x",
+            med / classic_ms,
+            med / floor_ms
+        );
+    }
+    println!("goals: crust <= 0.40x skopeo+umoci, <= 1.50x floor");
+    Ok(())
+}

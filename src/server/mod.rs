@@ -173,34 +173,54 @@ impl ImageService for CriServer {
         &self,
         request: Request<cri::ListImagesRequest>,
     ) -> Result<Response<cri::ListImagesResponse>, Status> {
-        traced("ListImages", list_images::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ListImages",
+            list_images::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn image_status(
         &self,
         request: Request<cri::ImageStatusRequest>,
     ) -> Result<Response<cri::ImageStatusResponse>, Status> {
-        traced("ImageStatus", image_status::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ImageStatus",
+            image_status::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn pull_image(
         &self,
         request: Request<cri::PullImageRequest>,
     ) -> Result<Response<cri::PullImageResponse>, Status> {
-        traced("PullImage", pull_image::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "PullImage",
+            pull_image::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn remove_image(
         &self,
         request: Request<cri::RemoveImageRequest>,
     ) -> Result<Response<cri::RemoveImageResponse>, Status> {
-        traced("RemoveImage", remove_image::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "RemoveImage",
+            remove_image::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn image_fs_info(
         &self,
         request: Request<cri::ImageFsInfoRequest>,
     ) -> Result<Response<cri::ImageFsInfoResponse>, Status> {
-        traced("ImageFsInfo", image_fs_info::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ImageFsInfo",
+            image_fs_info::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 }

@@ -1,1 +1,0 @@
-//! SKELETON: filled by the daemon helper.

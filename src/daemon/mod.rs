@@ -1,0 +1,282 @@
+//! The daemon: state directories, the image service, the CRI socket, signals.
+//!
+//! Start-up order: directories, image service (crash recovery happens in `open`), socket
+//! (bound last so the kubelet only connects once we can answer). SIGHUP reloads
+//! ([`reload`]); SIGTERM/SIGINT stop accepting connections, give in-flight RPCs
+//! [`SHUTDOWN_GRACE`] to finish, remove the socket and return `Ok` (exit 0).
+
+pub mod reload;
+pub mod socket;
+
+use std::fs::DirBuilder;
+use std::io;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crust_proto::cri::image_service_server::ImageServiceServer;
+use crust_proto::cri::runtime_service_server::RuntimeServiceServer;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::config::{self, Config, ConfigFlags};
+use crate::image::{ImageError, ImageService, ImageServiceOptions};
+use crate::logging::LogHandle;
+use crate::server::{Context, CriServer};
+
+/// How long in-flight RPCs may run after SIGTERM before the daemon exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A state directory could not be created.
+    #[error("cannot create {key} directory {path:?}")]
+    StateDir {
+        /// Config key naming the directory.
+        key: &'static str,
+        /// The directory.
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The image service did not open.
+    #[error("cannot open the image service at {path:?}")]
+    Images {
+        /// The storage root.
+        path: PathBuf,
+        #[source]
+        source: ImageError,
+    },
+    /// The CRI socket could not be set up.
+    #[error(transparent)]
+    Socket(#[from] socket::SocketError),
+    /// Installing a signal handler failed.
+    #[error("cannot install the {signal} handler")]
+    Signal {
+        /// Signal name.
+        signal: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("CRI server on {path:?} failed")]
+    Serve {
+        /// The socket.
+        path: PathBuf,
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// The image service options the config implies.
+pub fn image_options(config: &Config) -> ImageServiceOptions {
+    let c = &config.crust;
+    ImageServiceOptions {
+        storage_root: c.root.join("storage"),
+        registries_conf: c.image.registries_conf.clone(),
+        auth_file: c.image.auth_file().map(ToOwned::to_owned),
+        pull_progress_timeout: c.image.pull_progress_timeout,
+        max_concurrent_downloads: c.image.max_concurrent_downloads,
+    }
+}
+
+fn create_dir(key: &'static str, path: &std::path::Path, mode: u32) -> Result<(), DaemonError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|source| DaemonError::StateDir {
+            key,
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn sig(kind: SignalKind, name: &'static str) -> Result<tokio::signal::unix::Signal, DaemonError> {
+    signal(kind).map_err(|source| DaemonError::Signal {
+        signal: name,
+        source,
+    })
+}
+
+/// A started daemon: state directories exist, the image service is open and the CRI
+/// server is serving on the socket. Tests use [`start`] and [`Running::shutdown`]
+/// directly to run a daemon in-process without signals or a global log subscriber.
+pub struct Running {
+    ctx: Arc<Context>,
+    listen: PathBuf,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Create directories, open the image service, bind the socket and start serving.
+pub async fn start(config: Config) -> Result<Running, DaemonError> {
+    let c = &config.crust;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        root = %c.root.display(),
+        runroot = %c.runroot.display(),
+        listen = %c.api.listen.display(),
+        "starting crust"
+    );
+    create_dir("crust.root", &c.root, 0o711)?;
+    create_dir("crust.runroot", &c.runroot, 0o755)?;
+    let opts = image_options(&config);
+    let storage_root = opts.storage_root.clone();
+    let images = ImageService::open(opts)
+        .await
+        .map_err(|source| DaemonError::Images {
+            path: storage_root,
+            source,
+        })?;
+    let listen = c.api.listen.clone();
+    let (recv, send) = (c.api.grpc_max_recv_msg_size, c.api.grpc_max_send_msg_size);
+    let ctx = Arc::new(Context {
+        config: config::shared(config),
+        images,
+    });
+    let cri = CriServer::new(Arc::clone(&ctx));
+    let listener = socket::bind(&listen)?;
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(
+            RuntimeServiceServer::new(cri.clone())
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
+        )
+        .add_service(
+            ImageServiceServer::new(cri)
+                .max_decoding_message_size(recv)
+                .max_encoding_message_size(send),
+        )
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    let server = tokio::spawn(server);
+    tracing::info!(listen = %listen.display(), "serving CRI v1");
+    Ok(Running {
+        ctx,
+        listen,
+        server,
+        stop,
+    })
+}
+
+impl Running {
+    /// The RPC context (config, image service).
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// The socket served.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.listen
+    }
+
+    /// Stop accepting, give in-flight RPCs [`SHUTDOWN_GRACE`], remove the socket.
+    pub async fn shutdown(mut self, reason: &str) -> Result<(), DaemonError> {
+        tracing::info!(
+            reason,
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "shutting down"
+        );
+        let _ = self.stop.send(());
+        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(res) => server_result(&self.listen, res),
+            Err(_) => {
+                tracing::warn!("in-flight RPCs did not finish in time; exiting anyway");
+                self.server.abort();
+                Ok(())
+            }
+        };
+        socket::remove(&self.listen);
+        tracing::info!("crust stopped");
+        result
+    }
+}
+
+fn server_result(
+    listen: &std::path::Path,
+    res: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> Result<(), DaemonError> {
+    match res {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(DaemonError::Serve {
+            path: listen.to_owned(),
+            source,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "CRI server task failed");
+            Ok(())
+        }
+    }
+}
+
+/// Run the daemon until SIGTERM/SIGINT. `flags` are re-applied on every SIGHUP.
+pub async fn run(flags: ConfigFlags, config: Config, log: LogHandle) -> Result<(), DaemonError> {
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+    let mut running = start(config).await?;
+    let reason = loop {
+        tokio::select! {
+            res = &mut running.server => {
+                // The server stopped without being asked to.
+                socket::remove(&running.listen);
+                return server_result(&running.listen, res);
+            }
+            _ = hup.recv() => reload::reload(&flags, &running.ctx, &log).await,
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+        }
+    };
+    running.shutdown(reason).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crust_proto::cri;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_version_and_status_then_removes_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.crust.root = dir.path().join("root");
+        config.crust.runroot = dir.path().join("run");
+        config.crust.api.listen = dir.path().join("run/crust.sock");
+        let running = start(config).await.unwrap();
+        let endpoint = format!("unix://{}", running.socket().display());
+        let (mut rt, _images) = crate::ctl::connect(&endpoint).await.unwrap();
+        let v = rt
+            .version(cri::VersionRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(v.runtime_name, "crust");
+        assert_eq!(v.runtime_api_version, "v1");
+        let s = rt
+            .status(cri::StatusRequest { verbose: true })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(s.info["config"].contains("crust.sock"));
+        // A second daemon on the same socket is refused.
+        let mut again = Config::default();
+        again.crust.root = dir.path().join("root2");
+        again.crust.runroot = dir.path().join("run2");
+        again.crust.api.listen = running.socket().to_owned();
+        assert!(matches!(
+            start(again).await,
+            Err(DaemonError::Socket(socket::SocketError::InUse { .. }))
+        ));
+        let sock = running.socket().to_owned();
+        drop(rt);
+        running.shutdown("test").await.unwrap();
+        assert!(!sock.exists());
+    }
+}

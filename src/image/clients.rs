@@ -1,0 +1,182 @@
+//! oci-client `Client`s, one per distinct (registry, transport, credentials), cached.
+//!
+//! oci-client keeps the credentials and the bearer tokens it obtained inside a `Client`,
+//! keyed by registry host only; sharing one client between requests carrying different
+//! credentials for the same registry would let the first request's credentials win. So the
+//! cache key includes a fingerprint of the credentials. Reusing clients keeps connection
+//! pools and tokens warm across pulls.
+//!
+//! Transport for `insecure = true` endpoints (containers-registries.conf(5)): like
+//! containers/image, HTTPS without certificate verification is tried first, then plain HTTP.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, Once};
+
+use oci_client::Client;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use sha2::{Digest as _, Sha256};
+
+use crate::registries::Credentials;
+
+/// How to talk to a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// HTTPS with verified certificates.
+    Https,
+    /// HTTPS accepting any certificate (insecure registry).
+    HttpsUnverified,
+    /// Plain HTTP (insecure registry).
+    Http,
+}
+
+/// Transports to try, in order, for an endpoint.
+pub fn transports(insecure: bool) -> &'static [Transport] {
+    if insecure {
+        &[Transport::HttpsUnverified, Transport::Http]
+    } else {
+        &[Transport::Https]
+    }
+}
+
+/// Map registry credentials onto what oci-client 0.18 supports (`RegistryAuth` has only
+/// Anonymous, Basic and Bearer). An identity token (OAuth2 refresh token) cannot be
+/// exchanged by oci-client; it is sent as the password of Basic auth in the token request,
+/// which is containerd's fallback when the OAuth2 POST is not supported (and what Azure CR
+/// accepts); registries that require the refresh-token grant will refuse it.
+pub fn registry_auth(creds: &Credentials) -> RegistryAuth {
+    match creds {
+        Credentials::Anonymous => RegistryAuth::Anonymous,
+        Credentials::Basic { username, password } => {
+            RegistryAuth::Basic(username.clone(), password.clone())
+        }
+        Credentials::IdentityToken(token) => {
+            RegistryAuth::Basic("<token>".to_string(), token.clone())
+        }
+        Credentials::Bearer(token) => RegistryAuth::Bearer(token.clone()),
+    }
+}
+
+pub fn fingerprint(auth: &RegistryAuth) -> String {
+    let mut h = Sha256::new();
+    match auth {
+        RegistryAuth::Anonymous => h.update(b"anon"),
+        RegistryAuth::Basic(u, p) => {
+            h.update(b"basic\0");
+            h.update(u.as_bytes());
+            h.update(b"\0");
+            h.update(p.as_bytes());
+        }
+        RegistryAuth::Bearer(t) => {
+            h.update(b"bearer\0");
+            h.update(t.as_bytes());
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Above this many cached clients the cache is emptied (distinct credentials accumulate).
+const MAX_CLIENTS: usize = 64;
+
+/// The cache of clients.
+#[derive(Default)]
+pub struct Clients {
+    cache: Mutex<HashMap<(String, Transport, String), Client>>,
+}
+
+impl Clients {
+    /// The client for `host` (as oci-client resolves it, e.g. "index.docker.io"), `transport`
+    /// and `auth`.
+    pub fn get(&self, host: &str, transport: Transport, auth: &RegistryAuth) -> Client {
+        install_crypto_provider();
+        let key = (host.to_string(), transport, fingerprint(auth));
+        let mut cache = match self.cache.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(c) = cache.get(&key) {
+            return c.clone();
+        }
+        if cache.len() >= MAX_CLIENTS {
+            cache.clear();
+        }
+        let config = ClientConfig {
+            protocol: match transport {
+                Transport::Http => ClientProtocol::HttpsExcept(vec![host.to_string()]),
+                Transport::Https | Transport::HttpsUnverified => ClientProtocol::Https,
+            },
+            accept_invalid_certificates: transport == Transport::HttpsUnverified,
+            // Index resolution is done by crust (manifest.rs), never by oci-client.
+            platform_resolver: None,
+            connect_timeout: Some(std::time::Duration::from_secs(30)),
+            user_agent: concat!("crust/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        };
+        let client = Client::new(config);
+        cache.insert(key, client.clone());
+        client
+    }
+
+    /// Forget every client (credentials changed on reload).
+    pub fn clear(&self) {
+        match self.cache.lock() {
+            Ok(mut g) => g.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
+        }
+    }
+}
+
+/// rustls needs a process-wide crypto provider; oci-client is built without one. Installing
+/// fails harmlessly when someone else already installed one.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_map_to_registry_auth() {
+        assert_eq!(
+            registry_auth(&Credentials::Anonymous),
+            RegistryAuth::Anonymous
+        );
+        assert_eq!(
+            registry_auth(&Credentials::Basic {
+                username: "u".into(),
+                password: "p".into()
+            }),
+            RegistryAuth::Basic("u".into(), "p".into())
+        );
+        assert_eq!(
+            registry_auth(&Credentials::Bearer("t".into())),
+            RegistryAuth::Bearer("t".into())
+        );
+        assert!(matches!(
+            registry_auth(&Credentials::IdentityToken("r".into())),
+            RegistryAuth::Basic(_, p) if p == "r"
+        ));
+    }
+
+    #[test]
+    fn clients_are_cached_per_credentials() {
+        let clients = Clients::default();
+        let anon = RegistryAuth::Anonymous;
+        let basic = RegistryAuth::Basic("u".into(), "p".into());
+        let _ = clients.get("r.example", Transport::Https, &anon);
+        let _ = clients.get("r.example", Transport::Https, &anon);
+        assert_eq!(clients.cache.lock().unwrap().len(), 1);
+        let _ = clients.get("r.example", Transport::Https, &basic);
+        let _ = clients.get("r.example", Transport::Http, &anon);
+        assert_eq!(clients.cache.lock().unwrap().len(), 3);
+        assert_eq!(
+            transports(true),
+            &[Transport::HttpsUnverified, Transport::Http]
+        );
+    }
+}
