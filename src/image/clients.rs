@@ -82,9 +82,35 @@ const MAX_CLIENTS: usize = 64;
 #[derive(Default)]
 pub struct Clients {
     cache: Mutex<HashMap<(String, Transport, String), Client>>,
+    /// The transport that last worked for an insecure host, tried first next time so a
+    /// plain-HTTP registry does not cost a failed TLS handshake on every pull.
+    worked: Mutex<HashMap<String, Transport>>,
 }
 
 impl Clients {
+    /// Transports to try for `host`, the one that worked last first.
+    pub fn transports_for(&self, host: &str, insecure: bool) -> Vec<Transport> {
+        let mut modes = transports(insecure).to_vec();
+        let worked = match self.worked.lock() {
+            Ok(g) => g.get(host).copied(),
+            Err(poisoned) => poisoned.into_inner().get(host).copied(),
+        };
+        if let Some(w) = worked
+            && let Some(pos) = modes.iter().position(|m| *m == w)
+        {
+            modes.swap(0, pos);
+        }
+        modes
+    }
+
+    /// Remember that `transport` worked for `host`.
+    pub fn remember(&self, host: &str, transport: Transport) {
+        match self.worked.lock() {
+            Ok(mut g) => g.insert(host.to_string(), transport),
+            Err(poisoned) => poisoned.into_inner().insert(host.to_string(), transport),
+        };
+    }
+
     /// The client for `host` (as oci-client resolves it, e.g. "index.docker.io"), `transport`
     /// and `auth`.
     pub fn get(&self, host: &str, transport: Transport, auth: &RegistryAuth) -> Client {

@@ -14,7 +14,8 @@ use crate::registries::{ReferenceError, RegistriesError};
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The image string is not a valid reference.
-    #[error("invalid image reference `{image}`")]
+    // The reference error already names the input and the rule broken.
+    #[error("{source}")]
     InvalidReference {
         /// The rejected input.
         image: String,

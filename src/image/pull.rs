@@ -22,7 +22,7 @@ use oci_client::{Client, Reference};
 use tokio::time::timeout;
 use tracing::Instrument;
 
-use super::clients::{registry_auth, transports};
+use super::clients::registry_auth;
 use super::error::At;
 use super::manifest::{self, Descriptor, Document, ImageConfig, Manifest};
 use super::{ImageError, Inner, PulledImage, bridge};
@@ -278,7 +278,7 @@ async fn pull_endpoint(
     let auth = registry_auth(&creds);
     let reference = oci_reference(&ep.reference);
     let host = reference.resolve_registry().to_string();
-    let modes = transports(ep.insecure);
+    let modes = inner.clients.transports_for(&host, ep.insecure);
     for (i, mode) in modes.iter().enumerate() {
         let t = Target {
             client: inner.clients.get(&host, *mode, &auth),
@@ -288,7 +288,12 @@ async fn pull_endpoint(
             stall: inner.pull_progress_timeout,
         };
         match resolve_manifest(&t).await {
-            Ok(resolved) => return pull_resolved(inner, cand, &t, resolved).await,
+            Ok(resolved) => {
+                if ep.insecure {
+                    inner.clients.remember(&host, *mode);
+                }
+                return pull_resolved(inner, cand, &t, resolved).await;
+            }
             // Only a transport failure (TLS handshake against a plain-HTTP registry) moves
             // on to the next transport of an insecure endpoint.
             Err(ImageError::Registry { source, .. })
