@@ -211,20 +211,23 @@ pub(crate) fn now_nanos() -> i64 {
         .unwrap_or_default()
 }
 
+/// Directories below the storage root, created by [`Store::open`].
+const LAYOUT_DIRS: [&str; 7] = [
+    "blobs/sha256",
+    "layers",
+    "l",
+    "images",
+    "containers",
+    "tmp",
+    "empty",
+];
+
 impl Store {
     /// Create or open the store at `root`, removing what a crash left behind (temp dirs,
     /// incomplete layers, dangling links, image records whose layers or blobs are missing)
     /// and loading the records. Mounts are not touched.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        for d in [
-            "blobs/sha256",
-            "layers",
-            "l",
-            "images",
-            "containers",
-            "tmp",
-            "empty",
-        ] {
+        for d in LAYOUT_DIRS {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(StoreError::io("create directory", &p))?;
         }
@@ -307,15 +310,7 @@ mod tests {
     fn open_creates_layout() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("root")).unwrap();
-        for d in [
-            "blobs/sha256",
-            "layers",
-            "l",
-            "images",
-            "containers",
-            "tmp",
-            "empty",
-        ] {
+        for d in LAYOUT_DIRS {
             assert!(s.root().join(d).is_dir(), "{d}");
         }
         // Reopen is fine.
