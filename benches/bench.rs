@@ -166,6 +166,12 @@ async fn main() -> Result<()> {
             med / floor_ms
         );
     }
-    println!("goals: crust <= 0.40x skopeo+umoci, <= 1.50x floor");
+    let crust_ms = rows[0].1.0;
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "goals: crust <= 0.40x skopeo+umoci ({}), <= 1.50x floor ({})",
+        verdict(crust_ms <= 0.40 * classic_ms),
+        verdict(crust_ms <= 1.50 * floor_ms)
+    );
     Ok(())
 }
