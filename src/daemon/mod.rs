@@ -41,6 +41,16 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
+    /// Another crust daemon holds the root: two daemons on one store would corrupt it.
+    #[error("crust.root {path:?} is in use by another crust daemon (lock file {lock:?} is held)")]
+    RootInUse {
+        /// The root directory.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// The image service did not open.
     #[error("cannot open the image service at {path:?}")]
     Images {
@@ -94,6 +104,27 @@ fn create_dir(key: &'static str, path: &std::path::Path, mode: u32) -> Result<()
         })
 }
 
+/// Take an exclusive `flock` on `<root>/crust.lock` for the daemon's lifetime, as CRI-O and
+/// containerd lock their state roots: the socket check alone does not stop a second daemon
+/// started with another `--listen` from opening (and garbage-collecting) the same store.
+fn lock_root(root: &std::path::Path) -> Result<std::fs::File, DaemonError> {
+    let lock = root.join("crust.lock");
+    let in_use = |source: io::Error| DaemonError::RootInUse {
+        path: root.to_owned(),
+        lock: lock.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(in_use)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|e| in_use(e.into()))?;
+    Ok(file)
+}
+
 fn sig(kind: SignalKind, name: &'static str) -> Result<tokio::signal::unix::Signal, DaemonError> {
     signal(kind).map_err(|source| DaemonError::Signal {
         signal: name,
@@ -109,6 +140,8 @@ pub struct Running {
     listen: PathBuf,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     stop: tokio::sync::oneshot::Sender<()>,
+    /// Held (never read) so the root stays locked until the daemon is dropped.
+    _root_lock: std::fs::File,
 }
 
 /// Create directories, open the image service, bind the socket and start serving.
@@ -123,6 +156,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     );
     create_dir("crust.root", &c.root, 0o711)?;
     create_dir("crust.runroot", &c.runroot, 0o755)?;
+    let root_lock = lock_root(&c.root)?;
     let opts = image_options(&config);
     let storage_root = opts.storage_root.clone();
     let images = ImageService::open(opts)
@@ -161,6 +195,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         listen,
         server,
         stop,
+        _root_lock: root_lock,
     })
 }
 
@@ -274,6 +309,14 @@ mod tests {
             start(again).await,
             Err(DaemonError::Socket(socket::SocketError::InUse { .. }))
         ));
+        // A second daemon on the same root (another socket) is refused too.
+        let mut same_root = Config::default();
+        same_root.crust.root = dir.path().join("root");
+        same_root.crust.runroot = dir.path().join("run3");
+        same_root.crust.api.listen = dir.path().join("run3/crust.sock");
+        let err = start(same_root).await.err().unwrap();
+        assert!(matches!(err, DaemonError::RootInUse { .. }), "{err}");
+        assert!(err.to_string().contains("in use by another crust daemon"));
         let sock = running.socket().to_owned();
         drop(rt);
         running.shutdown("test").await.unwrap();
