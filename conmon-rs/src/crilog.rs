@@ -140,33 +140,28 @@ impl CriLog {
 
     /// Writes `data` read from `stream`; all records of one call share a timestamp.
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> Result<(), LogError> {
-        let ts = crate::timefmt::now();
-        let (splitter, file) = match stream {
-            Stream::Stdout => (&mut self.out, &mut self.file),
-            Stream::Stderr => (&mut self.err, &mut self.file),
-        };
-        let mut res = Ok(());
-        splitter.push(data, &mut |p, c| {
-            if res.is_ok() {
-                res = file.write_all(&format_record(&ts, stream, p, c));
-            }
-        });
-        res.map_err(|source| LogError::Io {
-            path: self.path.clone(),
-            op: "write",
-            source,
-        })
+        self.records(stream, |splitter, emit| splitter.push(data, emit))
     }
 
     /// End of `stream`: flush its unfinished line.
     pub fn finish(&mut self, stream: Stream) -> Result<(), LogError> {
+        self.records(stream, |splitter, emit| splitter.finish(emit))
+    }
+
+    /// Runs `split` on `stream`'s splitter and appends every record it emits to the file,
+    /// stopping at the first write error.
+    fn records(
+        &mut self,
+        stream: Stream,
+        split: impl FnOnce(&mut LineSplitter, &mut dyn FnMut(bool, &[u8])),
+    ) -> Result<(), LogError> {
         let ts = crate::timefmt::now();
         let (splitter, file) = match stream {
             Stream::Stdout => (&mut self.out, &mut self.file),
             Stream::Stderr => (&mut self.err, &mut self.file),
         };
         let mut res = Ok(());
-        splitter.finish(&mut |p, c| {
+        split(splitter, &mut |p, c| {
             if res.is_ok() {
                 res = file.write_all(&format_record(&ts, stream, p, c));
             }
