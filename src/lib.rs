@@ -10,10 +10,15 @@
 //! - [`daemon`] wires it all to a unix socket; [`ctl`] is crust's own CRI client.
 
 pub mod blocking;
+pub mod cgroups;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod image;
 pub mod logging;
+pub mod monitor;
 pub mod registries;
+pub mod runtime;
+pub mod sandbox;
 pub mod server;
+pub mod spec;

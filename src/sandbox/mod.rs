@@ -1,0 +1,5 @@
+//! Pod sandboxes: the namespaces, files and cgroup parent a pod's containers share.
+
+pub mod files;
+pub mod ns;
+pub mod pause;

@@ -1,0 +1,1 @@
+//! CRI container config + image config -> OCI runtime spec (`config.json`).
