@@ -17,9 +17,11 @@ test-deps: ## Install the system packages the tests need (Debian 12, idempotent)
 	./scripts/install-test-deps.sh
 
 test: test-deps ## Install test deps, then run every test suite (unit + end-to-end)
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-bench: test-deps ## Pull benchmark: crust vs skopeo+umoci vs plain gunzip (release build)
+bench: test-deps ## Pull and pod/container lifecycle benchmarks (release build)
+	$(CARGO) build --release --workspace --bins
 	$(CARGO) bench --bench crust-bench
 
 lint: ## rustfmt --check and clippy with warnings denied

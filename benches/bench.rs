@@ -8,6 +8,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod lifecycle;
 
 use std::io::Read;
 use std::process::Command;
@@ -143,10 +144,20 @@ async fn main() -> Result<()> {
     let mut crust = Vec::new();
     let mut classic = Vec::new();
     let mut floor = Vec::new();
+    // CRUST_BENCH_ONLY_CRUST=1: time crust alone (for profiling; no comparison table).
+    let only_crust = std::env::var_os("CRUST_BENCH_ONLY_CRUST").is_some();
     for _ in 0..RUNS {
         crust.push(crust_run(&reg, &name).await?);
+        if only_crust {
+            continue;
+        }
         classic.push(skopeo_umoci_run(&name)?);
         floor.push(floor_run(&img)?);
+    }
+    if only_crust {
+        let (med, min, max) = stats(crust);
+        println!("crust: median {med:.1} ms, min {min:.1}, max {max:.1}");
+        return Ok(());
     }
     let rows = [
         ("crust", stats(crust)),
@@ -173,5 +184,6 @@ async fn main() -> Result<()> {
         verdict(crust_ms <= 0.40 * classic_ms),
         verdict(crust_ms <= 1.50 * floor_ms)
     );
+    lifecycle::run().await?;
     Ok(())
 }

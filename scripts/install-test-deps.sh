@@ -3,7 +3,7 @@
 # Only touches apt when something is missing. Needs root (or sudo) when it does.
 set -euo pipefail
 
-pkgs=(runc skopeo umoci docker-registry busybox-static protobuf-compiler iptables
+pkgs=(runc runsc skopeo umoci docker-registry busybox-static protobuf-compiler iptables
       containernetworking-plugins libseccomp-dev pkg-config zstd jq)
 
 missing=()

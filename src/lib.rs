@@ -12,9 +12,11 @@
 pub mod blocking;
 pub mod cgroups;
 pub mod config;
+pub mod container;
 pub mod ctl;
 pub mod daemon;
 pub mod image;
+pub mod lifecycle;
 pub mod logging;
 pub mod monitor;
 pub mod registries;
@@ -22,3 +24,4 @@ pub mod runtime;
 pub mod sandbox;
 pub mod server;
 pub mod spec;
+pub mod state;

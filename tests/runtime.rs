@@ -1,5 +1,7 @@
-//! End-to-end tests of crust's CRI RuntimeService surface that exists today: Version,
-//! Status, and `Unimplemented` for every RPC a later issue implements.
+//! End-to-end tests of crust's CRI RuntimeService basics: Version, Status, pod and
+//! container RPCs answering on an empty daemon, and `Unimplemented` for the streaming
+//! RPCs a later issue implements. Pods and containers are covered in `pods.rs`,
+//! `containers.rs`, `security.rs` and `lifecycle_restart.rs`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,8 +9,8 @@ mod common;
 use anyhow::Result;
 use common::Daemon;
 use crust_proto::cri::{
-    ListContainersRequest, ListPodSandboxRequest, RunPodSandboxRequest, StatusRequest,
-    StopPodSandboxRequest, VersionRequest,
+    AttachRequest, ExecSyncRequest, ListContainersRequest, ListPodSandboxRequest,
+    PortForwardRequest, RunPodSandboxRequest, StatusRequest, StopPodSandboxRequest, VersionRequest,
 };
 use tonic::Code;
 
@@ -43,26 +45,59 @@ async fn version_and_status() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unimplemented_rpcs_say_so() -> Result<()> {
+async fn pod_and_container_rpcs_answer_on_an_empty_daemon() -> Result<()> {
+    let (d, _tmp) = daemon().await?;
+    let mut c = d.runtime().await?;
+    let e = c
+        .run_pod_sandbox(RunPodSandboxRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::InvalidArgument,
+        "RunPodSandbox without config: {e}"
+    );
+    let pods = c
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await?
+        .into_inner();
+    assert!(pods.items.is_empty());
+    let ctrs = c
+        .list_containers(ListContainersRequest::default())
+        .await?
+        .into_inner();
+    assert!(ctrs.containers.is_empty());
+    if let Err(e) = c
+        .stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: "0123456789ab".into(),
+        })
+        .await
+    {
+        assert_eq!(
+            e.code(),
+            Code::NotFound,
+            "StopPodSandbox of an unknown pod: {e}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_rpcs_are_still_unimplemented() -> Result<()> {
     let (d, _tmp) = daemon().await?;
     let mut c = d.runtime().await?;
     let codes = [
-        c.run_pod_sandbox(RunPodSandboxRequest::default())
+        c.exec_sync(ExecSyncRequest::default())
             .await
             .map(|_| ())
             .unwrap_err()
             .code(),
-        c.stop_pod_sandbox(StopPodSandboxRequest::default())
+        c.attach(AttachRequest::default())
             .await
             .map(|_| ())
             .unwrap_err()
             .code(),
-        c.list_pod_sandbox(ListPodSandboxRequest::default())
-            .await
-            .map(|_| ())
-            .unwrap_err()
-            .code(),
-        c.list_containers(ListContainersRequest::default())
+        c.port_forward(PortForwardRequest::default())
             .await
             .map(|_| ())
             .unwrap_err()

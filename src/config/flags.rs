@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use super::runtime::CgroupManager;
 use super::{LogFormat, LogLevel, StorageDriver};
 
 /// Config file locations and per-key overrides (global flags of `crust`).
@@ -53,6 +54,12 @@ pub struct ConfigFlags {
     /// crust.image.max_concurrent_downloads
     #[arg(long, global = true, value_name = "N")]
     pub max_concurrent_downloads: Option<usize>,
+    /// crust.runtime.default_runtime: handler for pods that name none
+    #[arg(long, global = true, value_name = "HANDLER")]
+    pub default_runtime: Option<String>,
+    /// crust.runtime.cgroup_manager
+    #[arg(long, global = true, value_enum)]
+    pub cgroup_manager: Option<CgroupManager>,
 }
 
 fn path_value(p: &std::path::Path) -> toml::Value {
@@ -130,6 +137,16 @@ impl ConfigFlags {
                 "--max-concurrent-downloads",
                 "crust.image.max_concurrent_downloads",
                 int_value(n),
+            ));
+        }
+        if let Some(h) = &self.default_runtime {
+            out.push(("--default-runtime", "crust.runtime.default_runtime", s(h)));
+        }
+        if let Some(m) = self.cgroup_manager {
+            out.push((
+                "--cgroup-manager",
+                "crust.runtime.cgroup_manager",
+                s(m.as_str()),
             ));
         }
         out

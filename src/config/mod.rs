@@ -2,7 +2,7 @@
 //! (name order, later wins key by key), then command-line flags.
 //!
 //! The layout follows CRI-O's `crio.conf`: one top table `[crust]` with sub-tables per
-//! subsystem (`[crust.api]`, `[crust.image]`; `[crust.runtime]` comes with runtimes).
+//! subsystem (`[crust.api]`, `[crust.image]`, `[crust.runtime]`).
 //! Adding a table is adding a field with its own struct: loading, merging, unknown-key
 //! detection and printing ([`print`]) walk the serialized form and need no change.
 //! Every struct denies unknown fields; errors name the file (or flag) and the dotted key.
@@ -11,6 +11,7 @@ pub mod duration;
 pub mod flags;
 pub mod load;
 pub mod print;
+pub mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -52,6 +53,8 @@ pub struct CrustConfig {
     pub api: ApiConfig,
     /// `[crust.image]`.
     pub image: ImageConfig,
+    /// `[crust.runtime]`.
+    pub runtime: runtime::RuntimeConfig,
 }
 
 impl Default for CrustConfig {
@@ -64,6 +67,7 @@ impl Default for CrustConfig {
             log_format: LogFormat::Text,
             api: ApiConfig::default(),
             image: ImageConfig::default(),
+            runtime: runtime::RuntimeConfig::default(),
         }
     }
 }
@@ -212,6 +216,7 @@ impl Config {
                 errs.push((key, "must be greater than 0".to_owned()));
             }
         }
+        errs.extend(c.runtime.validate());
         errs
     }
 

@@ -30,7 +30,59 @@ fn doc(key: &str) -> Option<&'static str> {
             "Cancel a pull that receives no data for this long (e.g. \"60s\", \"5m\"); \"0s\" disables."
         }
         "crust.image.max_concurrent_downloads" => "Layers downloaded at once per pull.",
-        _ => return None,
+        "crust.runtime" => "OCI runtimes (RuntimeClass handlers) and the helper binaries.",
+        "crust.runtime.default_runtime" => {
+            "Handler used when a pod names none; must be a key of crust.runtime.runtimes."
+        }
+        "crust.runtime.cgroup_manager" => {
+            "cgroup driver for linux.cgroupsPath: \"cgroupfs\" or \"systemd\" (match the kubelet)."
+        }
+        "crust.runtime.monitor_path" => {
+            "crust-monitor binary; \"\" = next to the crust executable, then $PATH."
+        }
+        "crust.runtime.pause_path" => {
+            "crust-pause binary (pods with a shared PID namespace); \"\" = next to crust, then $PATH."
+        }
+        "crust.runtime.seccomp_profile" => {
+            "Seccomp profile (JSON) for RuntimeDefault; \"\" = crust's built-in profile."
+        }
+        "crust.runtime.default_capabilities" => {
+            "Capabilities every container gets (e.g. [\"CAP_CHOWN\"]); [] = built-in default set."
+        }
+        "crust.runtime.runtimes" => {
+            "RuntimeClass handlers, one [crust.runtime.runtimes.<handler>] table each (names:\n\
+             # [A-Za-z0-9_-]). Keys: runtime_path, runtime_root, runtime_args, monitor_path,\n\
+             # privileged_without_host_devices, allowed_annotations. A table here overrides or\n\
+             # extends the built-in runc, runsc, crun and youki entries key by key; handlers\n\
+             # whose binary is missing are reported unavailable."
+        }
+        other => return handler_doc(other),
+    })
+}
+
+/// Comments for `crust.runtime.runtimes.<handler>[.<key>]`, whatever the handler name.
+fn handler_doc(key: &str) -> Option<&'static str> {
+    let rest = key.strip_prefix("crust.runtime.runtimes.")?;
+    Some(match rest.split_once('.') {
+        None => "A runc-compatible OCI runtime (RuntimeClass handler).",
+        Some((_, "runtime_path")) => {
+            "Runtime binary; \"\" = the handler name in $PATH, /usr/local/sbin, /usr/local/bin,\n\
+             # /usr/sbin, /usr/bin, /sbin, /bin."
+        }
+        Some((_, "runtime_root")) => {
+            "Runtime state directory (--root); \"\" = <runroot>/runtimes/<handler>."
+        }
+        Some((_, "runtime_args")) => "Extra global arguments given before the subcommand.",
+        Some((_, "monitor_path")) => {
+            "crust-monitor binary for this handler; \"\" = crust.runtime.monitor_path."
+        }
+        Some((_, "privileged_without_host_devices")) => {
+            "Privileged containers do not get all host devices (VM-based runtimes)."
+        }
+        Some((_, "allowed_annotations")) => {
+            "Annotation prefixes passed from pod/container into the OCI spec."
+        }
+        Some(_) => return None,
     })
 }
 

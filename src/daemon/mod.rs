@@ -23,6 +23,11 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::config::{self, Config, ConfigFlags};
 use crate::image::{ImageError, ImageService, ImageServiceOptions};
 use crate::logging::LogHandle;
+use crate::cgroups::Driver;
+use crate::config::runtime::CgroupManager;
+use crate::lifecycle::{Manager, ManagerOptions, apparmor_enabled, own_oom_score_adj};
+use crate::runtime::Handlers;
+use crate::runtime::binaries::find_binary;
 use crate::server::{Context, CriServer};
 
 /// How long in-flight RPCs may run after SIGTERM before the daemon exits anyway.
@@ -52,6 +57,12 @@ pub enum DaemonError {
         source: io::Error,
     },
     /// The image service did not open.
+    /// The runtime handler table is unusable.
+    #[error("runtime configuration")]
+    Runtime(#[source] crate::runtime::RuntimeError),
+    /// Pod/container state could not be set up.
+    #[error("cannot set up pod and container state: {0}")]
+    Lifecycle(String),
     #[error("cannot open the image service at {path:?}")]
     Images {
         /// The storage root.
@@ -139,9 +150,46 @@ pub struct Running {
     ctx: Arc<Context>,
     listen: PathBuf,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    /// The exit watcher (aborted at shutdown).
+    exits: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
     /// Held (never read) so the root stays locked until the daemon is dropped.
     _root_lock: std::fs::File,
+}
+
+/// The lifecycle manager: runtime handlers from `[crust.runtime]`, helper binaries, and
+/// the node facts containers depend on.
+fn lifecycle(config: &Config, images: Arc<ImageService>) -> Result<Arc<Manager>, DaemonError> {
+    let c = &config.crust;
+    let handlers = Handlers::from_config(c).map_err(DaemonError::Runtime)?;
+    for h in handlers.all() {
+        match &h.unavailable {
+            None => tracing::info!(handler = %h.name, runtime = %h.runtime.path.display(), "runtime handler"),
+            Some(why) => tracing::warn!(handler = %h.name, reason = %why, "runtime handler unavailable"),
+        }
+    }
+    let pause_path = find_binary("crust-pause", &c.runtime.pause_path).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "crust-pause not found: pods with a shared pid namespace will fail");
+        c.runtime.pause_path.clone()
+    });
+    let non_empty = |p: &std::path::Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
+    let opts = ManagerOptions {
+        root: c.root.clone(),
+        runroot: c.runroot.clone(),
+        cgroup_driver: match c.runtime.cgroup_manager {
+            CgroupManager::Systemd => Driver::Systemd,
+            CgroupManager::Cgroupfs => Driver::Cgroupfs,
+        },
+        oom_score_adj_min: own_oom_score_adj(),
+        pause_path,
+        seccomp_profile: non_empty(&c.runtime.seccomp_profile),
+        default_capabilities: c.runtime.default_capabilities.clone(),
+        apparmor_enabled: apparmor_enabled(),
+    };
+    let shared = config::shared(config.clone());
+    Manager::new(shared, c, handlers, images, opts)
+        .map(Arc::new)
+        .map_err(|e| DaemonError::Lifecycle(e.full_message()))
 }
 
 /// Create directories, open the image service, bind the socket and start serving.
@@ -165,12 +213,17 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
             path: storage_root,
             source,
         })?;
+    let images = Arc::new(images);
     let listen = c.api.listen.clone();
     let (recv, send) = (c.api.grpc_max_recv_msg_size, c.api.grpc_max_send_msg_size);
+    let lifecycle = lifecycle(&config, Arc::clone(&images))?;
     let ctx = Arc::new(Context {
         config: config::shared(config),
         images,
+        lifecycle: Arc::clone(&lifecycle),
     });
+    lifecycle.recover().await;
+    let exits = tokio::spawn(Arc::clone(&lifecycle).watch_exits());
     let cri = CriServer::new(Arc::clone(&ctx));
     let listener = socket::bind(&listen)?;
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -194,6 +247,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         ctx,
         listen,
         server,
+        exits,
         stop,
         _root_lock: root_lock,
     })
@@ -226,6 +280,7 @@ impl Running {
                 Ok(())
             }
         };
+        self.exits.abort();
         socket::remove(&self.listen);
         tracing::info!("crust stopped");
         result

@@ -190,8 +190,10 @@ pub enum ErrorKind {
     Unavailable,
     /// Rate limited.
     ResourceExhausted,
-    /// Image in use.
+    /// Image in use; object in the wrong state.
     FailedPrecondition,
+    /// A name is already taken (pods and containers).
+    AlreadyExists,
     /// Content corrupted (digest mismatch).
     DataLoss,
     /// Anything else.

@@ -400,6 +400,11 @@ async fn pull_resolved(
     };
     let store = Arc::clone(&inner.store);
     let record = crate::blocking::run("put_image", move || {
+        // Layers are published unsynced (storage `layers.rs`); one syncfs for the whole
+        // image, before the durable record comes to depend on them.
+        store
+            .sync_layers(&record.layers)
+            .map_err(|e| ImageError::store("sync layers", e))?;
         store
             .put_image(record)
             .map_err(|e| ImageError::store("put_image", e))

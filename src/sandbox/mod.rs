@@ -3,3 +3,5 @@
 pub mod files;
 pub mod ns;
 pub mod pause;
+pub mod run;
+pub mod stop;

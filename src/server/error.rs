@@ -20,6 +20,7 @@
 use tonic::{Code, Status};
 
 use crate::image::{ErrorKind, ImageError, store_kind};
+use crate::lifecycle::LifecycleError;
 
 /// The gRPC code for an error kind.
 pub fn code(kind: ErrorKind) -> Code {
@@ -31,6 +32,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::ResourceExhausted => Code::ResourceExhausted,
         ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
         ErrorKind::DataLoss => Code::DataLoss,
         ErrorKind::Internal => Code::Internal,
     }
@@ -38,6 +40,12 @@ pub fn code(kind: ErrorKind) -> Code {
 
 impl From<ImageError> for Status {
     fn from(e: ImageError) -> Status {
+        Status::new(code(e.kind()), e.full_message())
+    }
+}
+
+impl From<LifecycleError> for Status {
+    fn from(e: LifecycleError) -> Status {
         Status::new(code(e.kind()), e.full_message())
     }
 }

@@ -9,14 +9,33 @@
 //! Every RPC runs inside a `tracing` span named after it (see [`traced`]) so logs carry the
 //! RPC name, and handlers add pod/container/image ids as span fields.
 
+pub mod container_stats;
+pub mod container_status;
+pub mod create_container;
 pub mod error;
+pub mod get_container_events;
 pub mod image_fs_info;
 pub mod image_status;
+pub mod list_container_stats;
+pub mod list_containers;
 pub mod list_images;
+pub mod list_pod_sandbox;
+pub mod list_pod_sandbox_stats;
+pub mod pod_sandbox_stats;
+pub mod pod_sandbox_status;
 pub mod pull_image;
+pub mod remove_container;
 pub mod remove_image;
+pub mod remove_pod_sandbox;
+pub mod reopen_container_log;
+pub mod run_pod_sandbox;
+pub mod runtime_config;
+pub mod start_container;
 pub mod status;
+pub mod stop_container;
+pub mod stop_pod_sandbox;
 pub mod unimplemented;
+pub mod update_container_resources;
 pub mod version;
 
 use std::future::Future;
@@ -31,13 +50,16 @@ use tracing::Instrument;
 
 use crate::config::SharedConfig;
 use crate::image::ImageService as Images;
+use crate::lifecycle::Manager;
 
 /// Everything an RPC handler may use. Cheap to share: held in an `Arc` by [`CriServer`].
 pub struct Context {
     /// The effective configuration; replaced on SIGHUP.
     pub config: SharedConfig,
     /// The image service (pull, list, status, remove, fs info).
-    pub images: Images,
+    pub images: Arc<Images>,
+    /// Pods and containers.
+    pub lifecycle: Arc<Manager>,
 }
 
 /// The tonic service implementing both CRI services over one [`Context`].
@@ -65,7 +87,12 @@ pub async fn traced<T, F>(rpc: &'static str, fut: F) -> Result<Response<T>, Stat
 where
     F: Future<Output = Result<T, Status>>,
 {
-    let span = tracing::info_span!("rpc", rpc);
+    let span = tracing::info_span!(
+        "rpc",
+        rpc,
+        pod = tracing::field::Empty,
+        container = tracing::field::Empty
+    );
     async move {
         let start = Instant::now();
         let res = fut.await;
@@ -120,49 +147,153 @@ impl RuntimeService for CriServer {
         traced("Status", status::handle(&self.ctx, request.into_inner())).await
     }
 
+    async fn run_pod_sandbox(
+        &self,
+        request: Request<cri::RunPodSandboxRequest>,
+    ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
+        traced("RunPodSandbox", run_pod_sandbox::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        request: Request<cri::StopPodSandboxRequest>,
+    ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+        traced("StopPodSandbox", stop_pod_sandbox::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        request: Request<cri::RemovePodSandboxRequest>,
+    ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+        traced("RemovePodSandbox", remove_pod_sandbox::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        traced("PodSandboxStatus", pod_sandbox_status::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        request: Request<cri::ListPodSandboxRequest>,
+    ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
+        traced("ListPodSandbox", list_pod_sandbox::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn create_container(
+        &self,
+        request: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        traced("CreateContainer", create_container::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn start_container(
+        &self,
+        request: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
+        traced("StartContainer", start_container::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn stop_container(
+        &self,
+        request: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
+        traced("StopContainer", stop_container::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn remove_container(
+        &self,
+        request: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        traced("RemoveContainer", remove_container::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn list_containers(
+        &self,
+        request: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
+        traced("ListContainers", list_containers::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn container_status(
+        &self,
+        request: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        traced("ContainerStatus", container_status::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn update_container_resources(
+        &self,
+        request: Request<cri::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+        traced("UpdateContainerResources", update_container_resources::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn reopen_container_log(
+        &self,
+        request: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        traced("ReopenContainerLog", reopen_container_log::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn container_stats(
+        &self,
+        request: Request<cri::ContainerStatsRequest>,
+    ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
+        traced("ContainerStats", container_stats::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn list_container_stats(
+        &self,
+        request: Request<cri::ListContainerStatsRequest>,
+    ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
+        traced("ListContainerStats", list_container_stats::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        request: Request<cri::PodSandboxStatsRequest>,
+    ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
+        traced("PodSandboxStats", pod_sandbox_stats::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        request: Request<cri::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
+        traced("ListPodSandboxStats", list_pod_sandbox_stats::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn runtime_config(
+        &self,
+        request: Request<cri::RuntimeConfigRequest>,
+    ) -> Result<Response<cri::RuntimeConfigResponse>, Status> {
+        traced("RuntimeConfig", runtime_config::handle(&self.ctx, request.into_inner())).await
+    }
+
     not_yet! {
-        run_pod_sandbox(RunPodSandboxRequest) -> RunPodSandboxResponse, "RunPodSandbox", "pod sandboxes";
-        stop_pod_sandbox(StopPodSandboxRequest) -> StopPodSandboxResponse, "StopPodSandbox", "pod sandboxes";
-        remove_pod_sandbox(RemovePodSandboxRequest) -> RemovePodSandboxResponse, "RemovePodSandbox", "pod sandboxes";
-        pod_sandbox_status(PodSandboxStatusRequest) -> PodSandboxStatusResponse, "PodSandboxStatus", "pod sandboxes";
-        list_pod_sandbox(ListPodSandboxRequest) -> ListPodSandboxResponse, "ListPodSandbox", "pod sandboxes";
-        create_container(CreateContainerRequest) -> CreateContainerResponse, "CreateContainer", "containers";
-        start_container(StartContainerRequest) -> StartContainerResponse, "StartContainer", "containers";
-        stop_container(StopContainerRequest) -> StopContainerResponse, "StopContainer", "containers";
-        remove_container(RemoveContainerRequest) -> RemoveContainerResponse, "RemoveContainer", "containers";
-        list_containers(ListContainersRequest) -> ListContainersResponse, "ListContainers", "containers";
-        container_status(ContainerStatusRequest) -> ContainerStatusResponse, "ContainerStatus", "containers";
-        update_container_resources(UpdateContainerResourcesRequest) -> UpdateContainerResourcesResponse, "UpdateContainerResources", "containers";
-        reopen_container_log(ReopenContainerLogRequest) -> ReopenContainerLogResponse, "ReopenContainerLog", "containers";
         exec_sync(ExecSyncRequest) -> ExecSyncResponse, "ExecSync", "exec and streaming";
         exec(ExecRequest) -> ExecResponse, "Exec", "exec and streaming";
         attach(AttachRequest) -> AttachResponse, "Attach", "exec and streaming";
         port_forward(PortForwardRequest) -> PortForwardResponse, "PortForward", "exec and streaming";
-        container_stats(ContainerStatsRequest) -> ContainerStatsResponse, "ContainerStats", "container stats";
-        list_container_stats(ListContainerStatsRequest) -> ListContainerStatsResponse, "ListContainerStats", "container stats";
-        pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse, "PodSandboxStats", "pod stats";
-        list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse, "ListPodSandboxStats", "pod stats";
         update_runtime_config(UpdateRuntimeConfigRequest) -> UpdateRuntimeConfigResponse, "UpdateRuntimeConfig", "runtime config updates (pod CIDR)";
         checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse, "CheckpointContainer", "container checkpointing";
         list_metric_descriptors(ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse, "ListMetricDescriptors", "CRI metrics";
         list_pod_sandbox_metrics(ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse, "ListPodSandboxMetrics", "CRI metrics";
-        runtime_config(RuntimeConfigRequest) -> RuntimeConfigResponse, "RuntimeConfig", "runtime config (cgroup driver)";
     }
 
-    type GetContainerEventsStream = std::pin::Pin<
-        Box<dyn futures::Stream<Item = Result<cri::ContainerEventResponse, Status>> + Send>,
-    >;
+    type GetContainerEventsStream = get_container_events::EventStream;
 
     async fn get_container_events(
         &self,
-        _request: Request<cri::GetEventsRequest>,
+        request: Request<cri::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        traced("GetContainerEvents", async {
-            Err::<Self::GetContainerEventsStream, _>(unimplemented::rpc(
-                "GetContainerEvents",
-                "container events",
-            ))
-        })
+        traced(
+            "GetContainerEvents",
+            get_container_events::handle(&self.ctx, request.into_inner()),
+        )
         .await
     }
 }

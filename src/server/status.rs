@@ -21,7 +21,56 @@ pub const NETWORK_READY: &str = "NetworkReady";
 
 /// Handle `Status`.
 pub async fn handle(ctx: &Context, req: cri::StatusRequest) -> Result<cri::StatusResponse, Status> {
-    Ok(response(&config::current(&ctx.config), req.verbose))
+    let mut resp = response(&config::current(&ctx.config), req.verbose);
+    resp.runtime_handlers = runtime_handlers(&ctx.lifecycle.handlers);
+    if req.verbose {
+        let handlers: serde_json::Map<String, serde_json::Value> = ctx
+            .lifecycle
+            .handlers
+            .all()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    serde_json::json!({
+                        "runtimePath": h.runtime.path,
+                        "runtimeRoot": h.runtime.root,
+                        "runtimeArgs": h.runtime.args,
+                        "monitorPath": h.monitor_path,
+                        "unavailable": h.unavailable,
+                    }),
+                )
+            })
+            .collect();
+        resp.info.insert(
+            "runtimeHandlers".to_owned(),
+            serde_json::Value::Object(handlers).to_string(),
+        );
+    }
+    Ok(resp)
+}
+
+/// Usable handlers as CRI reports them (the default one also under the empty name, as
+/// containerd does, so the kubelet sees what a pod without RuntimeClass gets). Neither
+/// recursive read-only mounts nor user namespaces are offered yet.
+pub fn runtime_handlers(handlers: &crate::runtime::Handlers) -> Vec<cri::RuntimeHandler> {
+    let features = Some(cri::RuntimeHandlerFeatures {
+        recursive_read_only_mounts: false,
+        user_namespaces: false,
+    });
+    let mut out = vec![cri::RuntimeHandler {
+        name: String::new(),
+        features,
+    }];
+    out.extend(
+        handlers
+            .all()
+            .filter(|h| h.unavailable.is_none())
+            .map(|h| cri::RuntimeHandler {
+                name: h.name.clone(),
+                features,
+            }),
+    );
+    out
 }
 
 /// The answer for a given config.

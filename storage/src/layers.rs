@@ -4,8 +4,28 @@
 //! Pipeline (OCI image spec layer.md: the manifest digest covers the compressed bytes, the
 //! config `diff_ids` the uncompressed tar): stream -> DigestingReader (compressed digest and
 //! size) -> decompressor -> DigestingReader (diff id) -> `unpack::unpack_layer`. After the tar
-//! end, both streams are drained so the digests cover trailing padding too. One `syncfs`
-//! makes the unpacked tree durable before `layer.json` and the rename publish it.
+//! end, both streams are drained so the digests cover trailing padding too.
+//!
+//! Durability (one `syncfs` per image, not per layer): a layer is published (renamed into
+//! `layers/`) as soon as it is unpacked and verified, *without* waiting for its files to
+//! reach the disk, but carrying an `unsynced` marker file that holds the kernel boot id.
+//! The unpacker starts writeback of every file as it closes it, so the disk works while
+//! the pull goes on. [`Store::sync_layers`] (called before an image record referencing
+//! the layers is written) runs one `syncfs`, then removes the markers and fsyncs their
+//! directories. Why this is crash safe:
+//! - a daemon that dies (SIGKILL, panic) without the kernel going down loses nothing that
+//!   was written: the page cache holds the complete, verified tree. Recovery sees the
+//!   marker with the *current* boot id and keeps the layer (and syncs it once).
+//! - after a kernel crash or power loss (the boot id changed), a layer still carrying its
+//!   marker may have torn or zero-length files (ext4 delayed allocation), so recovery
+//!   removes it; an image record referencing it is then dropped as incomplete, and the
+//!   image is pulled again. A marker that exists at all is durable before the layer is
+//!   visible: it is created in the temp dir before `link`/`layer.json`, whose atomic
+//!   writes fsync that directory, and the rename moves it along. An empty or unreadable
+//!   marker (its content was not synced) counts as "another boot".
+//! - an image record is only written after `sync_layers` for all its layers, so a durable
+//!   image record never depends on an unsynced layer; the worst case of a crash between
+//!   the `syncfs` and the marker removal is a good layer thrown away and downloaded again.
 //!
 //! Concurrency: applies of the same diff id are deduplicated through an in-flight table (the
 //! followers wait, then reuse the published layer or retry if the leader failed); different
@@ -14,7 +34,7 @@
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
@@ -41,6 +61,33 @@ impl Drop for InFlightGuard<'_> {
         *lock(&self.flight.done) = true;
         self.flight.cond.notify_all();
     }
+}
+
+/// File in a layer directory published before its content was synced; holds the boot id
+/// of the kernel that wrote it (see the module docs).
+pub(crate) const UNSYNCED_MARKER: &str = "unsynced";
+
+/// Where the kernel exposes a random id that changes at every boot (proc(5)).
+const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
+/// The current boot id; `None` when /proc is not readable (markers then never match, so
+/// unsynced layers are distrusted after any restart: safe, only slower).
+pub(crate) fn current_boot_id() -> Option<String> {
+    boot_id_from(Path::new(BOOT_ID_PATH))
+}
+
+fn boot_id_from(path: &Path) -> Option<String> {
+    let id = fs::read_to_string(path).ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// Whether a layer carrying an `unsynced` marker with content `marker` can be trusted by a
+/// process running under boot `current`: only if no kernel restart happened since it was
+/// written, i.e. the page cache that holds its files is still the one the unpack wrote.
+pub(crate) fn unsynced_layer_trusted(marker: &str, current: Option<&str>) -> bool {
+    let marker = marker.trim();
+    !marker.is_empty() && current == Some(marker)
 }
 
 /// Length of the deterministic short link name (hex prefix of the diff id). 16 characters
@@ -197,10 +244,8 @@ impl Store {
                 actual: diff_digest,
             });
         }
-        // One syncfs instead of an fsync per file: the tree must be durable before
-        // layer.json and the rename make it visible as complete.
-        let f = File::open(tmp).map_err(StoreError::io("open", tmp))?;
-        rustix::fs::syncfs(&f).map_err(|e| StoreError::io("syncfs", tmp)(e.into()))?;
+        // No sync here: the layer is published with an `unsynced` marker and synced
+        // together with the image's other layers (module docs, `sync_layers`).
         let (disk_bytes, inodes) =
             crate::du::disk_usage(&diff).map_err(StoreError::io("measure", &diff))?;
         Ok(LayerRecord {
@@ -232,6 +277,11 @@ impl Store {
 
     fn publish(&self, tmp: &Path, mut rec: LayerRecord) -> Result<LayerInfo, StoreError> {
         rec.short = self.pick_short(&rec.diff_id);
+        // Before the atomic writes below: their directory fsync makes the marker's name
+        // durable no later than `layer.json` (module docs).
+        let marker = tmp.join(UNSYNCED_MARKER);
+        fs::write(&marker, current_boot_id().unwrap_or_default())
+            .map_err(StoreError::io("write", &marker))?;
         write_atomic(&tmp.join("link"), rec.short.as_bytes())?;
         let json = serde_json::to_vec_pretty(&rec).map_err(|e| StoreError::Corrupt {
             path: tmp.join("layer.json"),
@@ -250,6 +300,53 @@ impl Store {
         Ok(info)
     }
 
+    /// Make the named layers durable before something durable (an image record) comes
+    /// to depend on them: if any still carries its `unsynced` marker, one `syncfs` of the
+    /// store's filesystem, then the markers are removed and their directories fsynced.
+    /// Layers that are not stored are ignored (the caller's own checks report them).
+    ///
+    /// `syncfs` rather than an fsync per file: one call covers every file of every layer
+    /// (and waits for the writeback the unpacker already started), where per-file fsyncs
+    /// would be thousands of journal commits.
+    pub fn sync_layers(&self, diff_ids: &[Digest]) -> Result<(), StoreError> {
+        let mut dirs: Vec<PathBuf> = diff_ids
+            .iter()
+            .map(|d| self.layer_dir(d))
+            .filter(|d| fs::symlink_metadata(d.join(UNSYNCED_MARKER)).is_ok())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        self.clear_unsynced(&dirs)
+    }
+
+    /// `syncfs`, then remove the `unsynced` markers of `dirs` (layer directories) and
+    /// fsync each directory so the removal is durable too.
+    pub(crate) fn clear_unsynced(&self, dirs: &[PathBuf]) -> Result<(), StoreError> {
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let layers_dir = self.layers_dir();
+        let f = File::open(&layers_dir).map_err(StoreError::io("open", &layers_dir))?;
+        rustix::fs::syncfs(&f).map_err(|e| StoreError::io("syncfs", &layers_dir)(e.into()))?;
+        for d in dirs {
+            let marker = d.join(UNSYNCED_MARKER);
+            match fs::remove_file(&marker) {
+                Ok(()) => {}
+                // A concurrent sync of the same layer removed it after its own syncfs.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove", &marker)(e)),
+            }
+            fsync_dir(d)?;
+        }
+        tracing::debug!(
+            layers = dirs.len(),
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "layers synced"
+        );
+        Ok(())
+    }
+
     /// Create `l/<short>` -> `../layers/<hex>/diff` if missing.
     pub(crate) fn ensure_link(&self, rec: &LayerRecord) -> Result<(), StoreError> {
         let link = self.links_dir().join(&rec.short);
@@ -266,5 +363,96 @@ impl Store {
         }
         std::os::unix::fs::symlink(&target, &link).map_err(StoreError::io("create link", &link))?;
         fsync_dir(&self.links_dir())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::test_support::{layer, put_image};
+
+    fn marker_of(s: &Store, d: &Digest) -> PathBuf {
+        s.layer_dir(d).join(UNSYNCED_MARKER)
+    }
+
+    #[test]
+    fn marker_trust_needs_the_same_boot() {
+        assert!(unsynced_layer_trusted("abc\n", Some("abc")));
+        assert!(!unsynced_layer_trusted("abc", Some("def")));
+        assert!(!unsynced_layer_trusted("", Some("")));
+        assert!(!unsynced_layer_trusted("abc", None));
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("boot_id");
+        assert_eq!(boot_id_from(&p), None);
+        fs::write(&p, "1234-5678\n").unwrap();
+        assert_eq!(boot_id_from(&p).as_deref(), Some("1234-5678"));
+    }
+
+    #[test]
+    fn published_layers_are_marked_until_synced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Store::open(tmp.path()).unwrap();
+        let (req, blob) = layer("a.txt", b"a", Compression::Gzip);
+        s.apply_layer(&req, &mut &blob[..]).unwrap();
+        let marker = marker_of(&s, &req.diff_id);
+        let boot = fs::read_to_string(&marker).unwrap();
+        assert_eq!(Some(boot), current_boot_id());
+        s.sync_layers(std::slice::from_ref(&req.diff_id)).unwrap();
+        assert!(!marker.exists());
+        // Idempotent, and unknown layers are ignored.
+        let other = Digest::sha256_of(b"not stored");
+        s.sync_layers(&[req.diff_id.clone(), other]).unwrap();
+    }
+
+    #[test]
+    fn recovery_keeps_unsynced_layers_of_this_boot_and_syncs_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = {
+            let s = Store::open(tmp.path()).unwrap();
+            put_image(&s, "one", &["l1", "l2"], &["x/one:1"])
+        };
+        for d in &img.layers {
+            let s_dir = tmp.path().join("layers").join(d.hex());
+            assert!(s_dir.join(UNSYNCED_MARKER).exists());
+        }
+        let s = Store::open(tmp.path()).unwrap();
+        assert_eq!(s.images().len(), 1);
+        for d in &img.layers {
+            assert!(s.layer(d).is_some());
+            assert!(!marker_of(&s, d).exists());
+        }
+    }
+
+    #[test]
+    fn recovery_drops_unsynced_layers_of_another_boot_and_their_images() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (img, synced) = {
+            let s = Store::open(tmp.path()).unwrap();
+            let (req, blob) = layer("base.txt", b"base", Compression::Gzip);
+            s.apply_layer(&req, &mut &blob[..]).unwrap();
+            s.sync_layers(std::slice::from_ref(&req.diff_id)).unwrap();
+            // An image whose writer skipped sync_layers, then "a power loss".
+            let img = put_image(&s, "two", &["l3"], &["x/two:1"]);
+            for d in &img.layers {
+                fs::write(marker_of(&s, d), "some-earlier-boot").unwrap();
+            }
+            (img, req.diff_id)
+        };
+        // A marker whose content never reached the disk counts as another boot.
+        let (req, blob) = layer("torn.txt", b"torn", Compression::Gzip);
+        {
+            let s = Store::open(tmp.path()).unwrap();
+            s.apply_layer(&req, &mut &blob[..]).unwrap();
+            fs::write(marker_of(&s, &req.diff_id), "").unwrap();
+        }
+        let s = Store::open(tmp.path()).unwrap();
+        assert!(s.layer(&synced).is_some());
+        assert!(s.layer(&req.diff_id).is_none());
+        for d in &img.layers {
+            assert!(s.layer(d).is_none());
+            assert!(!tmp.path().join("layers").join(d.hex()).exists());
+        }
+        assert!(s.images().is_empty());
     }
 }

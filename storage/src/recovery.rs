@@ -1,7 +1,9 @@
 //! `Store::open`'s crash recovery: everything a crash can leave half-done is recognisable
 //! (temp names, a layer dir without `layer.json`, a record referencing missing content) and
 //! removed here, each logged at warn with what and why. Complete images are never removed:
-//! their records, layers and blobs were all durable before the record was written.
+//! their records, layers and blobs were all durable before the record was written (layers
+//! through `Store::sync_layers`). Layers published but not yet synced are kept after a
+//! daemon crash and removed after a kernel crash or power loss (`recover_layers`).
 
 use std::collections::HashMap;
 use std::fs;
@@ -11,6 +13,7 @@ use crate::atomic::{TMP_PREFIX, remove_all};
 use crate::digest::{Digest, is_sha256_hex};
 use crate::error::StoreError;
 use crate::images::{ImageIndex, id_from_record_name};
+use crate::layers::{UNSYNCED_MARKER, current_boot_id, unsynced_layer_trusted};
 use crate::store::{ContainerRecord, ImageRecord, LayerRecord, Store, write};
 
 fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
@@ -79,15 +82,46 @@ impl Store {
         Ok(())
     }
 
+    /// Load every complete layer. A layer published with an `unsynced` marker (see
+    /// `layers.rs`) is kept only if the marker was written under the running kernel: then
+    /// no power loss or kernel crash happened since, and the page cache still holds exactly
+    /// what the unpack wrote and verified, so it is synced now and the marker dropped.
+    /// Otherwise its files may be torn and it is removed like an incomplete layer; image
+    /// records using it are dropped below. No durable image record can reference such a
+    /// layer unless its writer skipped `Store::sync_layers`.
     fn recover_layers(&self) -> Result<HashMap<Digest, LayerRecord>, StoreError> {
+        let boot = current_boot_id();
         let mut layers = HashMap::new();
+        let mut resync = Vec::new();
         for (name, p) in entries(&self.layers_dir())? {
-            match load_layer(&name, &p) {
-                Ok(rec) => {
-                    layers.insert(rec.diff_id.clone(), rec);
+            let rec = match load_layer(&name, &p) {
+                Ok(rec) => rec,
+                Err(why) => {
+                    discard(&p, "layer", &why)?;
+                    continue;
                 }
-                Err(why) => discard(&p, "layer", &why)?,
+            };
+            let marker = p.join(UNSYNCED_MARKER);
+            if fs::symlink_metadata(&marker).is_ok() {
+                let written_by = fs::read_to_string(&marker).unwrap_or_default();
+                if !unsynced_layer_trusted(&written_by, boot.as_deref()) {
+                    discard(
+                        &p,
+                        "layer",
+                        "published without a completed sync and the machine restarted since: its files may be incomplete",
+                    )?;
+                    continue;
+                }
+                resync.push(p);
             }
+            layers.insert(rec.diff_id.clone(), rec);
+        }
+        if !resync.is_empty() {
+            tracing::info!(
+                layers = resync.len(),
+                "syncing layers an earlier run published but did not sync"
+            );
+            self.clear_unsynced(&resync)?;
         }
         Ok(layers)
     }

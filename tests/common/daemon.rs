@@ -138,6 +138,16 @@ impl Daemon {
         )
     }
 
+    /// Pid of the running daemon process, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The daemon's runroot (`--runroot`): bundles, monitor sockets, pinned namespaces.
+    pub fn runroot(&self) -> PathBuf {
+        self.base.join("run")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -2,14 +2,17 @@
 //! real `crust` daemon on temp dirs. Used by `tests/*.rs` and `benches/bench.rs`.
 #![allow(dead_code, unused_imports)]
 
+pub mod cri;
 pub mod daemon;
 pub mod image;
+pub mod leftovers;
 pub mod registry;
 
 use std::path::Path;
 
 use anyhow::Result;
 
+pub use cri::*;
 pub use daemon::{Daemon, connect, registries_conf};
 pub use image::*;
 pub use registry::Registry;

@@ -194,6 +194,18 @@ pub(crate) fn create_replacing<T>(
     }
 }
 
+/// Start writing `fd`'s dirty pages back to disk without waiting for it
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, the way dpkg and git spread writeback).
+/// Not a durability guarantee on its own (no metadata, no cache flush): it only lets the
+/// disk work while the unpack goes on, so the store's single `syncfs` before an image is
+/// recorded finds little left to write. Failures are ignored: the `syncfs` still writes
+/// everything and reports errors.
+pub(crate) fn start_writeback(fd: BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall on a valid, borrowed fd; no memory is passed.
+    let _ = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
 /// Create a new regular file for writing.
 pub(crate) fn create_file(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(

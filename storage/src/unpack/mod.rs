@@ -12,8 +12,9 @@
 //!   symlink loops, over-long names, truncated or corrupt streams) reject the whole layer
 //!   with an error naming the entry.
 //!
-//! Nothing is fsynced: the store syncs the finished layer directory once (syncfs), and
-//! removes it on any error.
+//! Nothing is fsynced: writeback of each regular file is started as it is closed
+//! (`sync_file_range`, no waiting), and the store syncs the filesystem once per image
+//! (syncfs) before recording it; it removes the layer directory on any error.
 
 mod apply;
 mod entry;

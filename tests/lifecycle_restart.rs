@@ -1,0 +1,170 @@
+//! End-to-end tests of what must survive and what must not: kill -9 the daemon while
+//! containers run (one exits while the daemon is down) and restart it on the same root
+//! and runroot; and 100 create/start/stop/remove cycles that must leave no mount, pinned
+//! namespace, process, cgroup or file behind.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use common::*;
+use crust_proto::cri::{
+    ContainerState, ListPodSandboxRequest, PodSandboxState, PodSandboxStatusRequest,
+    RunPodSandboxRequest,
+};
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_survive_a_daemon_kill_9() -> Result<()> {
+    let mut w = World::new().await?;
+    let pod_cfg = w.pod_config("restart");
+    let pod = w.run_pod(&pod_cfg).await?;
+    let long_cfg = w.ctr_config("long", &["sh", "-c", "echo started; exec sleep 3600"]);
+    let long = w.run(&pod, &long_cfg).await?;
+    let short = w
+        .run(
+            &pod,
+            &w.ctr_config("short", &["sh", "-c", "sleep 2; exit 7"]),
+        )
+        .await?;
+    let done = w
+        .run(&pod, &w.ctr_config("done", &["sh", "-c", "exit 3"]))
+        .await?;
+    let created = w.create(&pod, &w.ctr_config("created", &["true"])).await?;
+    let done_before = w.wait_exit(&done).await?;
+    let long_before = w
+        .wait_state(
+            &long,
+            ContainerState::ContainerRunning,
+            Duration::from_secs(10),
+        )
+        .await?;
+    w.wait_state(
+        &short,
+        ContainerState::ContainerRunning,
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    let killed_at = now_ns();
+    w.env.daemon.kill9();
+    // `short` exits while no daemon is running; its monitor records the exit.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let restarted_at = now_ns();
+    w.env
+        .daemon
+        .spawn()
+        .await
+        .context("restart on the same root")?;
+
+    let mut rt = w.rt().await?;
+    let pods = rt
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await?
+        .into_inner()
+        .items;
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let pst = rt
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: pod.clone(),
+            verbose: false,
+        })
+        .await?
+        .into_inner()
+        .status
+        .context("pod status")?;
+    assert_eq!(pst.state, PodSandboxState::SandboxReady as i32, "{pst:?}");
+    assert_eq!(pst.metadata, pod_cfg.metadata);
+
+    let st = w.status(&long).await?;
+    assert_eq!(st.state, ContainerState::ContainerRunning as i32, "{st:?}");
+    assert_eq!(st.created_at, long_before.created_at);
+    assert_eq!(st.started_at, long_before.started_at);
+
+    let st = w.status(&short).await?;
+    assert_eq!(st.state, ContainerState::ContainerExited as i32, "{st:?}");
+    assert_eq!((st.exit_code, st.reason.as_str()), (7, "Error"), "{st:?}");
+    assert!(
+        st.finished_at > killed_at && st.finished_at < restarted_at,
+        "finished_at {} must be the real exit time, in ({killed_at}, {restarted_at})",
+        st.finished_at
+    );
+
+    let st = w.status(&done).await?;
+    assert_eq!(
+        (st.state, st.exit_code),
+        (ContainerState::ContainerExited as i32, 3)
+    );
+    assert_eq!(st.finished_at, done_before.finished_at);
+    assert_eq!(
+        w.status(&created).await?.state,
+        ContainerState::ContainerCreated as i32
+    );
+
+    // The restored daemon still controls everything: the created one starts, the long
+    // one stops, the pod's name is still taken, new containers work.
+    w.start(&created).await?;
+    assert_eq!(w.wait_exit(&created).await?.exit_code, 0);
+    let t = Instant::now();
+    w.stop(&long, 0).await?;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop after restart took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        w.status(&long).await?.state,
+        ContainerState::ContainerExited as i32
+    );
+    let out = w.output(&pod_cfg, &long_cfg)?;
+    assert!(out.contains("started"), "{out}");
+    let e = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e}");
+    let (st, out) = w
+        .run_to_exit(&pod, &w.ctr_config("after", &["echo", "after-restart"]))
+        .await?;
+    assert_eq!(st.exit_code, 0);
+    assert!(out.contains("after-restart"), "{out}");
+
+    let left = w.cleanup().await?;
+    assert!(left.is_empty(), "leftovers: {left:#?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_cycles_leave_nothing_behind() -> Result<()> {
+    let w = World::new().await?;
+    let pod = w.run_pod(&w.pod_config("cycles")).await?;
+    let script = "trap 'exit 0' TERM; sleep 3600 & wait";
+    let t = Instant::now();
+    for i in 0..100 {
+        let id = w
+            .run(&pod, &w.ctr_config("cycle", &["sh", "-c", script]))
+            .await
+            .with_context(|| format!("cycle {i}"))?;
+        w.wait_state(
+            &id,
+            ContainerState::ContainerRunning,
+            Duration::from_secs(10),
+        )
+        .await?;
+        w.stop(&id, 10)
+            .await
+            .with_context(|| format!("cycle {i}"))?;
+        let st = w.status(&id).await?;
+        assert_eq!(st.exit_code, 0, "cycle {i}: SIGTERM is trapped: {st:?}");
+        w.remove(&id).await.with_context(|| format!("cycle {i}"))?;
+    }
+    eprintln!("100 cycles took {:?}", t.elapsed());
+    let left = w.cleanup().await?;
+    assert!(left.is_empty(), "leftovers after 100 cycles: {left:#?}");
+    Ok(())
+}
