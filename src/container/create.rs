@@ -32,10 +32,18 @@ fn validate(req: &cri::CreateContainerRequest) -> Result<&cri::ContainerConfig, 
         .as_ref()
         .ok_or_else(|| LifecycleError::invalid("config.metadata", "", "is required"))?;
     if meta.name.is_empty() {
-        return Err(LifecycleError::invalid("config.metadata.name", "", "is required"));
+        return Err(LifecycleError::invalid(
+            "config.metadata.name",
+            "",
+            "is required",
+        ));
     }
     if cfg.image.as_ref().is_none_or(|i| i.image.is_empty()) {
-        return Err(LifecycleError::invalid("config.image.image", "", "is required"));
+        return Err(LifecycleError::invalid(
+            "config.image.image",
+            "",
+            "is required",
+        ));
     }
     if Path::new(&cfg.log_path).is_absolute() {
         return Err(LifecycleError::invalid(
@@ -101,7 +109,11 @@ struct Undo {
 
 impl Manager {
     /// Spec options from the daemon's settings.
-    pub fn spec_options(&self, cgroups_path: String, privileged_without_host_devices: bool) -> SpecOptions {
+    pub fn spec_options(
+        &self,
+        cgroups_path: String,
+        privileged_without_host_devices: bool,
+    ) -> SpecOptions {
         SpecOptions {
             oom_score_adj_min: self.opts.oom_score_adj_min,
             cgroups_path,
@@ -177,14 +189,16 @@ impl Manager {
         cfg: cri::ContainerConfig,
         undo: &mut Undo,
     ) -> Result<(), LifecycleError> {
-        let image_name = cfg.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
-        let details = self
-            .images
-            .status(&image_name)
-            .await?
-            .ok_or_else(|| LifecycleError::ImageNotFound {
+        let image_name = cfg
+            .image
+            .as_ref()
+            .map(|i| i.image.clone())
+            .unwrap_or_default();
+        let details = self.images.status(&image_name).await?.ok_or_else(|| {
+            LifecycleError::ImageNotFound {
                 image: image_name.clone(),
-            })?;
+            }
+        })?;
         let handler = self.handler(&prec.runtime_handler)?.clone();
         let image_id = details.record.id.clone();
         let store = Arc::clone(self.images.store());
@@ -196,29 +210,36 @@ impl Manager {
                 store.mount_container(&cid)
             })
             .await?
-            .map_err(|source| {
-                LifecycleError::Store {
-                    op: "create the writable layer of",
-                    id: id.to_string(),
-                    source,
-                }
+            .map_err(|source| LifecycleError::Store {
+                op: "create the writable layer of",
+                id: id.to_string(),
+                source,
             })?
         };
         let image_info = ImageSpecInfo::from_config_json(
-            details.config.get("config").unwrap_or(&serde_json::Value::Null),
+            details
+                .config
+                .get("config")
+                .unwrap_or(&serde_json::Value::Null),
         );
         let sandbox = sandbox_info(pod, prec);
-        let cgroups_path = crate::cgroups::container_path(
-            self.opts.cgroup_driver,
-            &sandbox.cgroup_parent,
-            id,
+        let cgroups_path =
+            crate::cgroups::container_path(self.opts.cgroup_driver, &sandbox.cgroup_parent, id);
+        let opts = self.spec_options(
+            cgroups_path.clone(),
+            handler.privileged_without_host_devices,
         );
-        let opts = self.spec_options(cgroups_path.clone(), handler.privileged_without_host_devices);
         let stop_signal = match &image_info.stop_signal {
-            Some(s) if !s.is_empty() => spec::parse_signal(s).map_err(|source| LifecycleError::Spec {
-                name: cfg.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
-                source,
-            })?,
+            Some(s) if !s.is_empty() => {
+                spec::parse_signal(s).map_err(|source| LifecycleError::Spec {
+                    name: cfg
+                        .metadata
+                        .as_ref()
+                        .map(|m| m.name.clone())
+                        .unwrap_or_default(),
+                    source,
+                })?
+            }
             _ => libc::SIGTERM,
         };
         let bundle = self.bundle_dir(id);
@@ -233,15 +254,26 @@ impl Manager {
                 log.clone(),
             );
             crate::blocking::run("write OCI bundle", move || {
-                let io = |op: &'static str, path: PathBuf| move |source| LifecycleError::Io { op, path, source };
+                let io = |op: &'static str, path: PathBuf| {
+                    move |source| LifecycleError::Io { op, path, source }
+                };
                 std::fs::create_dir_all(&bundle).map_err(io("create bundle", bundle.clone()))?;
                 if let Some(parent) = log.parent() {
-                    std::fs::create_dir_all(parent).map_err(io("create log directory", parent.to_path_buf()))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(io("create log directory", parent.to_path_buf()))?;
                 }
-                let name = cfg.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+                let name = cfg
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default();
                 let spec = spec::container_spec(&id, &cfg, &sandbox, &image_info, &rootfs, &opts)
-                    .map_err(|source| LifecycleError::Spec { name: name.clone(), source })?;
-                spec::write_config(&bundle, &spec).map_err(|source| LifecycleError::Spec { name, source })?;
+                    .map_err(|source| LifecycleError::Spec {
+                    name: name.clone(),
+                    source,
+                })?;
+                spec::write_config(&bundle, &spec)
+                    .map_err(|source| LifecycleError::Spec { name, source })?;
                 Ok::<_, LifecycleError>(())
             })
             .await?
@@ -272,7 +304,12 @@ impl Manager {
             config: cfg.encode_to_vec(),
             image_name,
             image_id: details.record.id.to_string(),
-            image_digest_ref: details.record.repo_digests.first().cloned().unwrap_or_default(),
+            image_digest_ref: details
+                .record
+                .repo_digests
+                .first()
+                .cloned()
+                .unwrap_or_default(),
             runtime_handler: prec.runtime_handler.clone(),
             state: ContainerState::Created,
             created_at: now_nanos(),
@@ -301,7 +338,10 @@ impl Manager {
         // The container may already have died (e.g. killed before start).
         self.check_exit(&ctr).await;
         tracing::info!(container = id, pod = %pod.id, pid = spawned.pid, "container created");
-        self.emit_container_event(&ctr, crust_proto::cri::ContainerEventType::ContainerCreatedEvent);
+        self.emit_container_event(
+            &ctr,
+            crust_proto::cri::ContainerEventType::ContainerCreatedEvent,
+        );
         Ok(())
     }
 }
@@ -324,12 +364,33 @@ mod tests {
         let e = validate(&req(None)).unwrap_err();
         assert!(e.to_string().contains("config"), "{e}");
         let mut c = cri::ContainerConfig::default();
-        assert!(validate(&req(Some(c.clone()))).unwrap_err().to_string().contains("config.metadata"));
-        c.metadata = Some(cri::ContainerMetadata { name: "a".into(), attempt: 0 });
-        assert!(validate(&req(Some(c.clone()))).unwrap_err().to_string().contains("config.image.image"));
-        c.image = Some(cri::ImageSpec { image: "busybox".into(), ..Default::default() });
+        assert!(
+            validate(&req(Some(c.clone())))
+                .unwrap_err()
+                .to_string()
+                .contains("config.metadata")
+        );
+        c.metadata = Some(cri::ContainerMetadata {
+            name: "a".into(),
+            attempt: 0,
+        });
+        assert!(
+            validate(&req(Some(c.clone())))
+                .unwrap_err()
+                .to_string()
+                .contains("config.image.image")
+        );
+        c.image = Some(cri::ImageSpec {
+            image: "busybox".into(),
+            ..Default::default()
+        });
         validate(&req(Some(c.clone()))).unwrap();
         c.log_path = "../x".into();
-        assert!(validate(&req(Some(c))).unwrap_err().to_string().contains("log_path"));
+        assert!(
+            validate(&req(Some(c)))
+                .unwrap_err()
+                .to_string()
+                .contains("log_path")
+        );
     }
 }

@@ -21,7 +21,10 @@ impl Manager {
         if rec.state != ContainerState::Created {
             return Err(LifecycleError::precondition(
                 format!("container {}", c.id),
-                format!("is {}, only a created container can be started", state_word(rec.state)),
+                format!(
+                    "is {}, only a created container can be started",
+                    state_word(rec.state)
+                ),
             ));
         }
         let handler = self.handler(&rec.runtime_handler)?;

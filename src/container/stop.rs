@@ -19,20 +19,32 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 
 impl Manager {
     /// `StopContainer`.
-    pub async fn stop_container(self: &Arc<Self>, id: &str, timeout: i64) -> Result<(), LifecycleError> {
+    pub async fn stop_container(
+        self: &Arc<Self>,
+        id: &str,
+        timeout: i64,
+    ) -> Result<(), LifecycleError> {
         let c = self.container(id)?;
         tracing::Span::current().record("container", c.id.as_str());
         self.stop_container_by_id(&c.id, timeout).await
     }
 
     /// Stop by exact id (pod stop uses this too).
-    pub async fn stop_container_by_id(self: &Arc<Self>, id: &str, timeout: i64) -> Result<(), LifecycleError> {
+    pub async fn stop_container_by_id(
+        self: &Arc<Self>,
+        id: &str,
+        timeout: i64,
+    ) -> Result<(), LifecycleError> {
         let c = self.container(id)?;
         let _op = c.op.lock().await;
         self.stop_locked(&c, timeout).await
     }
 
-    async fn stop_locked(self: &Arc<Self>, c: &Arc<Container>, timeout: i64) -> Result<(), LifecycleError> {
+    async fn stop_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        timeout: i64,
+    ) -> Result<(), LifecycleError> {
         let rec = c.record();
         if matches!(rec.state, ContainerState::Exited) {
             return Ok(());
@@ -62,7 +74,10 @@ impl Manager {
             tracing::info!(container = %c.id, timeout, "grace period over, sending SIGKILL");
         }
         kill(libc::SIGKILL).await?;
-        if tokio::time::timeout(KILL_WAIT, c.wait_exited()).await.is_ok() {
+        if tokio::time::timeout(KILL_WAIT, c.wait_exited())
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         // The exit file never came: the monitor is gone (killed, or the node's state was
@@ -123,7 +138,8 @@ impl Manager {
         self.cleanup_container_files(&c.id, &rec).await?;
         self.state.remove_container(&c.id);
         if let Some(meta) = &c.config.metadata {
-            self.state.release_name(&Container::name_key(&c.pod_id, meta), &c.id);
+            self.state
+                .release_name(&Container::name_key(&c.pod_id, meta), &c.id);
         }
         tracing::info!(container = %c.id, "container removed");
         self.emit_container_event(&c, ContainerEventType::ContainerDeletedEvent);

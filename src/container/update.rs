@@ -34,7 +34,10 @@ impl Manager {
         if !matches!(rec.state, ContainerState::Created | ContainerState::Running) {
             return Err(LifecycleError::precondition(
                 format!("container {}", c.id),
-                format!("is {}: resources can only be updated while it exists in the runtime", state_word(rec.state)),
+                format!(
+                    "is {}: resources can only be updated while it exists in the runtime",
+                    state_word(rec.state)
+                ),
             ));
         }
         let opts = self.spec_options(rec.cgroups_path.clone(), false);
@@ -62,7 +65,10 @@ impl Manager {
         if rec.state != ContainerState::Running {
             return Err(LifecycleError::precondition(
                 format!("container {}", c.id),
-                format!("is {}: only a running container's log can be reopened", state_word(rec.state)),
+                format!(
+                    "is {}: only a running container's log can be reopened",
+                    state_word(rec.state)
+                ),
             ));
         }
         crate::monitor::reopen_log(&self.socket_path(&c.id))

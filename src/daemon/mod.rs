@@ -20,12 +20,12 @@ use crust_proto::cri::runtime_service_server::RuntimeServiceServer;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::wrappers::UnixListenerStream;
 
-use crate::config::{self, Config, ConfigFlags};
-use crate::image::{ImageError, ImageService, ImageServiceOptions};
-use crate::logging::LogHandle;
 use crate::cgroups::Driver;
 use crate::config::runtime::CgroupManager;
+use crate::config::{self, Config, ConfigFlags};
+use crate::image::{ImageError, ImageService, ImageServiceOptions};
 use crate::lifecycle::{Manager, ManagerOptions, apparmor_enabled, own_oom_score_adj};
+use crate::logging::LogHandle;
 use crate::runtime::Handlers;
 use crate::runtime::binaries::find_binary;
 use crate::server::{Context, CriServer};
@@ -164,8 +164,12 @@ fn lifecycle(config: &Config, images: Arc<ImageService>) -> Result<Arc<Manager>,
     let handlers = Handlers::from_config(c).map_err(DaemonError::Runtime)?;
     for h in handlers.all() {
         match &h.unavailable {
-            None => tracing::info!(handler = %h.name, runtime = %h.runtime.path.display(), "runtime handler"),
-            Some(why) => tracing::warn!(handler = %h.name, reason = %why, "runtime handler unavailable"),
+            None => {
+                tracing::info!(handler = %h.name, runtime = %h.runtime.path.display(), "runtime handler")
+            }
+            Some(why) => {
+                tracing::warn!(handler = %h.name, reason = %why, "runtime handler unavailable")
+            }
         }
     }
     let pause_path = find_binary("crust-pause", &c.runtime.pause_path).unwrap_or_else(|e| {

@@ -150,7 +150,11 @@ pub enum LifecycleError {
 
 impl LifecycleError {
     /// Shorthand for [`LifecycleError::InvalidArgument`].
-    pub fn invalid(field: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self::InvalidArgument {
             field: field.into(),
             value: value.into(),

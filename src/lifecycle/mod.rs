@@ -97,12 +97,11 @@ impl Manager {
         images: Arc<ImageService>,
         opts: ManagerOptions,
     ) -> Result<Self, LifecycleError> {
-        let state = StateStore::open(&c.root.join("state")).map_err(|source| {
-            LifecycleError::Persist {
+        let state =
+            StateStore::open(&c.root.join("state")).map_err(|source| LifecycleError::Persist {
                 id: "state store".into(),
                 source,
-            }
-        })?;
+            })?;
         for d in [
             opts.runroot.join("pods"),
             opts.runroot.join("containers"),
@@ -190,7 +189,10 @@ impl Manager {
     }
 
     /// Persist a pod record.
-    pub async fn save_pod(self: &Arc<Self>, rec: crate::state::PodRecord) -> Result<(), LifecycleError> {
+    pub async fn save_pod(
+        self: &Arc<Self>,
+        rec: crate::state::PodRecord,
+    ) -> Result<(), LifecycleError> {
         let me = Arc::clone(self);
         let id = rec.id.clone();
         crate::blocking::run("save pod", move || me.state.save_pod(&rec))

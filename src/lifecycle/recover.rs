@@ -55,7 +55,9 @@ impl Manager {
                 }
             };
             if let Some(meta) = &c.config.metadata {
-                let _ = self.state.reserve_name(&Container::name_key(&c.pod_id, meta), &c.id);
+                let _ = self
+                    .state
+                    .reserve_name(&Container::name_key(&c.pod_id, meta), &c.id);
             }
             self.state.insert_container(Arc::clone(&c));
             self.reconcile_container(&c).await;
@@ -81,10 +83,12 @@ impl Manager {
                 .flatten()
                 .all(|p| crate::sandbox::ns::is_pinned(p));
             let pause_ok = match (rec.pid_mode, pause) {
-                (PidMode::Pod, Some(p)) => crate::sandbox::pause::is_alive(&crate::sandbox::pause::PauseProcess {
-                    pid: p.pid,
-                    start_time: p.start_time,
-                }),
+                (PidMode::Pod, Some(p)) => {
+                    crate::sandbox::pause::is_alive(&crate::sandbox::pause::PauseProcess {
+                        pid: p.pid,
+                        start_time: p.start_time,
+                    })
+                }
                 (PidMode::Pod, None) => false,
                 _ => true,
             };

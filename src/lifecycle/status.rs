@@ -53,7 +53,11 @@ pub fn container_status(c: &Container) -> cri::ContainerStatus {
         exit_code: r.exit_code,
         image: Some(cri::ImageSpec {
             image: r.image_name.clone(),
-            annotations: cfg.image.as_ref().map(|i| i.annotations.clone()).unwrap_or_default(),
+            annotations: cfg
+                .image
+                .as_ref()
+                .map(|i| i.annotations.clone())
+                .unwrap_or_default(),
             ..Default::default()
         }),
         image_ref,

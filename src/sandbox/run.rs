@@ -58,9 +58,10 @@ pub fn namespace_choice(config: &cri::PodSandboxConfig) -> NamespaceChoice {
 }
 
 fn validate(config: &cri::PodSandboxConfig) -> Result<&cri::PodSandboxMetadata, LifecycleError> {
-    let meta = config.metadata.as_ref().ok_or_else(|| {
-        LifecycleError::invalid("config.metadata", "", "is required")
-    })?;
+    let meta = config
+        .metadata
+        .as_ref()
+        .ok_or_else(|| LifecycleError::invalid("config.metadata", "", "is required"))?;
     if meta.name.is_empty() {
         return Err(LifecycleError::invalid(
             "config.metadata.name",
@@ -129,9 +130,8 @@ fn setup(
     hostname: &str,
     pause_path: &std::path::Path,
 ) -> Result<Setup, LifecycleError> {
-    let io = |op: &'static str, path: PathBuf| {
-        move |source| LifecycleError::Io { op, path, source }
-    };
+    let io =
+        |op: &'static str, path: PathBuf| move |source| LifecycleError::Io { op, path, source };
     std::fs::create_dir_all(dir).map_err(io("create directory", dir.to_path_buf()))?;
     if !config.log_directory.is_empty() {
         let logs = PathBuf::from(&config.log_directory);
@@ -139,8 +139,9 @@ fn setup(
     }
     // Files first: they validate DNS input before anything needs undoing.
     let dns = dns_settings(config);
-    files::write_resolv(&dir.join("resolv.conf"), dns.as_ref())
-        .map_err(|e| sandbox_err("write resolv.conf", id, e.is_invalid_argument())(e.to_string()))?;
+    files::write_resolv(&dir.join("resolv.conf"), dns.as_ref()).map_err(|e| {
+        sandbox_err("write resolv.conf", id, e.is_invalid_argument())(e.to_string())
+    })?;
     files::write_hostname(&dir.join("hostname"), hostname)
         .map_err(|e| sandbox_err("write hostname", id, e.is_invalid_argument())(e.to_string()))?;
     files::write_hosts(&dir.join("hosts"), hostname, choice.host_network)
@@ -174,7 +175,9 @@ fn setup(
             }),
             Err(e) => {
                 teardown(dir, shm.as_deref(), None);
-                return Err(sandbox_err("start the pause process", id, false)(e.to_string()));
+                return Err(sandbox_err("start the pause process", id, false)(
+                    e.to_string(),
+                ));
             }
         }
     } else {
@@ -240,8 +243,12 @@ impl Manager {
         let dir = self.pod_dir(id);
         let pause_path = self.opts.pause_path.clone();
         let s = {
-            let (id, dir, config, hostname) =
-                (id.to_string(), dir.clone(), config.clone(), hostname.clone());
+            let (id, dir, config, hostname) = (
+                id.to_string(),
+                dir.clone(),
+                config.clone(),
+                hostname.clone(),
+            );
             crate::blocking::run("run pod sandbox", move || {
                 setup(&id, &dir, &config, choice, &hostname, &pause_path)
             })

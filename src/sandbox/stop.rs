@@ -21,14 +21,10 @@ impl Manager {
     }
 
     async fn stop_pod_locked(self: &Arc<Self>, pod: &Arc<Pod>) -> Result<(), LifecycleError> {
-        let stops = self
-            .state
-            .pod_containers(&pod.id)
-            .into_iter()
-            .map(|c| {
-                let me = Arc::clone(self);
-                async move { me.stop_container_by_id(&c.id, 0).await }
-            });
+        let stops = self.state.pod_containers(&pod.id).into_iter().map(|c| {
+            let me = Arc::clone(self);
+            async move { me.stop_container_by_id(&c.id, 0).await }
+        });
         for r in futures::future::join_all(stops).await {
             r?;
         }

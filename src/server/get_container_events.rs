@@ -12,7 +12,8 @@ use tonic::Status;
 use super::Context;
 
 /// The stream type of the RPC.
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<cri::ContainerEventResponse, Status>> + Send>>;
+pub type EventStream =
+    Pin<Box<dyn Stream<Item = Result<cri::ContainerEventResponse, Status>> + Send>>;
 
 /// Handle `GetContainerEvents`.
 pub async fn handle(ctx: &Context, _req: cri::GetEventsRequest) -> Result<EventStream, Status> {

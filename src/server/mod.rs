@@ -151,126 +151,198 @@ impl RuntimeService for CriServer {
         &self,
         request: Request<cri::RunPodSandboxRequest>,
     ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
-        traced("RunPodSandbox", run_pod_sandbox::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "RunPodSandbox",
+            run_pod_sandbox::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn stop_pod_sandbox(
         &self,
         request: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
-        traced("StopPodSandbox", stop_pod_sandbox::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "StopPodSandbox",
+            stop_pod_sandbox::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn remove_pod_sandbox(
         &self,
         request: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
-        traced("RemovePodSandbox", remove_pod_sandbox::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "RemovePodSandbox",
+            remove_pod_sandbox::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn pod_sandbox_status(
         &self,
         request: Request<cri::PodSandboxStatusRequest>,
     ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
-        traced("PodSandboxStatus", pod_sandbox_status::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "PodSandboxStatus",
+            pod_sandbox_status::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn list_pod_sandbox(
         &self,
         request: Request<cri::ListPodSandboxRequest>,
     ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
-        traced("ListPodSandbox", list_pod_sandbox::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ListPodSandbox",
+            list_pod_sandbox::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn create_container(
         &self,
         request: Request<cri::CreateContainerRequest>,
     ) -> Result<Response<cri::CreateContainerResponse>, Status> {
-        traced("CreateContainer", create_container::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "CreateContainer",
+            create_container::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn start_container(
         &self,
         request: Request<cri::StartContainerRequest>,
     ) -> Result<Response<cri::StartContainerResponse>, Status> {
-        traced("StartContainer", start_container::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "StartContainer",
+            start_container::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn stop_container(
         &self,
         request: Request<cri::StopContainerRequest>,
     ) -> Result<Response<cri::StopContainerResponse>, Status> {
-        traced("StopContainer", stop_container::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "StopContainer",
+            stop_container::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn remove_container(
         &self,
         request: Request<cri::RemoveContainerRequest>,
     ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
-        traced("RemoveContainer", remove_container::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "RemoveContainer",
+            remove_container::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn list_containers(
         &self,
         request: Request<cri::ListContainersRequest>,
     ) -> Result<Response<cri::ListContainersResponse>, Status> {
-        traced("ListContainers", list_containers::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ListContainers",
+            list_containers::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn container_status(
         &self,
         request: Request<cri::ContainerStatusRequest>,
     ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
-        traced("ContainerStatus", container_status::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ContainerStatus",
+            container_status::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn update_container_resources(
         &self,
         request: Request<cri::UpdateContainerResourcesRequest>,
     ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
-        traced("UpdateContainerResources", update_container_resources::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "UpdateContainerResources",
+            update_container_resources::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn reopen_container_log(
         &self,
         request: Request<cri::ReopenContainerLogRequest>,
     ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
-        traced("ReopenContainerLog", reopen_container_log::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ReopenContainerLog",
+            reopen_container_log::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn container_stats(
         &self,
         request: Request<cri::ContainerStatsRequest>,
     ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
-        traced("ContainerStats", container_stats::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ContainerStats",
+            container_stats::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn list_container_stats(
         &self,
         request: Request<cri::ListContainerStatsRequest>,
     ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
-        traced("ListContainerStats", list_container_stats::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ListContainerStats",
+            list_container_stats::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn pod_sandbox_stats(
         &self,
         request: Request<cri::PodSandboxStatsRequest>,
     ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
-        traced("PodSandboxStats", pod_sandbox_stats::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "PodSandboxStats",
+            pod_sandbox_stats::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn list_pod_sandbox_stats(
         &self,
         request: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
-        traced("ListPodSandboxStats", list_pod_sandbox_stats::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "ListPodSandboxStats",
+            list_pod_sandbox_stats::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     async fn runtime_config(
         &self,
         request: Request<cri::RuntimeConfigRequest>,
     ) -> Result<Response<cri::RuntimeConfigResponse>, Status> {
-        traced("RuntimeConfig", runtime_config::handle(&self.ctx, request.into_inner())).await
+        traced(
+            "RuntimeConfig",
+            runtime_config::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     not_yet! {

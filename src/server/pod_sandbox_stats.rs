@@ -13,7 +13,8 @@ use crate::state::{ContainerState, Pod};
 /// Stats of one pod.
 pub async fn pod_stats(ctx: &Context, pod: &Pod) -> cri::PodSandboxStats {
     let mut containers = Vec::new();
-    let (mut cpu, mut ws, mut usage, mut rss, mut pf, mut mpf) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut cpu, mut ws, mut usage, mut rss, mut pf, mut mpf) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut any = false;
     let now = crate::state::now_nanos();
     for c in ctx.lifecycle.state.pod_containers(&pod.id) {

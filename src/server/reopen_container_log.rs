@@ -14,6 +14,8 @@ pub async fn handle(
     if req.container_id.is_empty() {
         return Err(missing_field("ReopenContainerLog", "container_id"));
     }
-    ctx.lifecycle.reopen_container_log(&req.container_id).await?;
+    ctx.lifecycle
+        .reopen_container_log(&req.container_id)
+        .await?;
     Ok(cri::ReopenContainerLogResponse {})
 }

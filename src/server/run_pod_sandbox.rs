@@ -14,9 +14,6 @@ pub async fn handle(
     let config = req
         .config
         .ok_or_else(|| missing_field("RunPodSandbox", "config"))?;
-    let pod_sandbox_id = ctx
-        .lifecycle
-        .run_pod(config, &req.runtime_handler)
-        .await?;
+    let pod_sandbox_id = ctx.lifecycle.run_pod(config, &req.runtime_handler).await?;
     Ok(cri::RunPodSandboxResponse { pod_sandbox_id })
 }
