@@ -31,6 +31,25 @@ pub enum Driver {
     Systemd,
 }
 
+impl Driver {
+    /// Parse the config value (`cgroup_manager = "cgroupfs" | "systemd"`).
+    pub fn from_name(name: &str) -> Option<Driver> {
+        match name {
+            "cgroupfs" => Some(Driver::Cgroupfs),
+            "systemd" => Some(Driver::Systemd),
+            _ => None,
+        }
+    }
+
+    /// The config spelling, also what runc's `--systemd-cgroup` choice is logged as.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Cgroupfs => "cgroupfs",
+            Driver::Systemd => "systemd",
+        }
+    }
+}
+
 /// Statistics of one cgroup, in CRI units (bytes, nanoseconds, counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CgroupStats {
@@ -340,6 +359,14 @@ mod tests {
         assert!(!dir.exists());
         fs_.remove(Driver::Systemd, "kubepods-pod1.slice:crust:abc")
             .unwrap();
+    }
+
+    #[test]
+    fn driver_names() {
+        for d in [Driver::Cgroupfs, Driver::Systemd] {
+            assert_eq!(Driver::from_name(d.name()), Some(d));
+        }
+        assert_eq!(Driver::from_name("cgroupv2"), None);
     }
 
     #[test]

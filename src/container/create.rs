@@ -100,6 +100,17 @@ fn log_path(pod: &Pod, cfg: &cri::ContainerConfig, bundle: &Path) -> PathBuf {
     }
 }
 
+/// crust runs no infra container, so no runtime container is "the sandbox". Sandbox-aware
+/// runtimes (gVisor's runsc, Kata) read containerd's container-type/sandbox-id annotations
+/// and would look for that sandbox container (runsc: "cannot load sandbox"); without them
+/// each container is its own runtime sandbox joining the pod's pinned namespaces.
+fn without_sandbox_annotations(spec: &mut oci_spec::runtime::Spec) {
+    if let Some(a) = spec.annotations_mut() {
+        a.remove(spec::annotations::CONTAINER_TYPE);
+        a.remove(spec::annotations::SANDBOX_ID);
+    }
+}
+
 /// Everything created so far, for rollback.
 #[derive(Default)]
 struct Undo {
@@ -267,11 +278,13 @@ impl Manager {
                     .as_ref()
                     .map(|m| m.name.clone())
                     .unwrap_or_default();
-                let spec = spec::container_spec(&id, &cfg, &sandbox, &image_info, &rootfs, &opts)
-                    .map_err(|source| LifecycleError::Spec {
-                    name: name.clone(),
-                    source,
-                })?;
+                let mut spec =
+                    spec::container_spec(&id, &cfg, &sandbox, &image_info, &rootfs, &opts)
+                        .map_err(|source| LifecycleError::Spec {
+                            name: name.clone(),
+                            source,
+                        })?;
+                without_sandbox_annotations(&mut spec);
                 spec::write_config(&bundle, &spec)
                     .map_err(|source| LifecycleError::Spec { name, source })?;
                 Ok::<_, LifecycleError>(())

@@ -65,7 +65,19 @@ impl Manager {
                     })
             }
         };
-        if timeout > 0 && rec.stop_signal != libc::SIGKILL {
+        if rec.state == ContainerState::Created {
+            // Never started: nothing to signal gracefully, and some runtimes (runsc) refuse
+            // to signal a created container. `delete --force` kills its init.
+            runtime
+                .delete(&c.id, true)
+                .await
+                .map_err(|source| LifecycleError::Runtime {
+                    op: "delete",
+                    kind: "container",
+                    id: c.id.clone(),
+                    source,
+                })?;
+        } else if timeout > 0 && rec.stop_signal != libc::SIGKILL {
             kill(rec.stop_signal).await?;
             let grace = Duration::from_secs(u64::try_from(timeout).unwrap_or(0));
             if tokio::time::timeout(grace, c.wait_exited()).await.is_ok() {
@@ -73,7 +85,9 @@ impl Manager {
             }
             tracing::info!(container = %c.id, timeout, "grace period over, sending SIGKILL");
         }
-        kill(libc::SIGKILL).await?;
+        if rec.state != ContainerState::Created {
+            kill(libc::SIGKILL).await?;
+        }
         if tokio::time::timeout(KILL_WAIT, c.wait_exited())
             .await
             .is_ok()

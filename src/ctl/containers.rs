@@ -57,6 +57,12 @@ pub struct ListArgs {
     /// Show full ids
     #[arg(long)]
     pub no_trunc: bool,
+    /// Only the N most recently created containers
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Only the most recently created one (same as --last 1)
+    #[arg(short, long, conflicts_with = "last")]
+    pub latest: bool,
     /// Output format
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -259,7 +265,9 @@ pub fn parse_state(s: &str) -> Result<i32, CtlError> {
 
 /// The CRI filter for `ps`: `--state` wins, else running only unless `-a`.
 pub fn filter(a: &ListArgs, pod_id: String) -> Result<cri::ContainerFilter, CtlError> {
-    let state = match (&a.state, a.all) {
+    // --last/--latest include every state, like crictl.
+    let all = a.all || a.latest || a.last.is_some();
+    let state = match (&a.state, all) {
         (Some(s), _) => Some(parse_state(s)?),
         (None, true) => None,
         (None, false) => Some(cri::ContainerState::ContainerRunning as i32),
@@ -343,6 +351,8 @@ pub async fn list(c: &mut Client, t: Duration, a: &ListArgs) -> Result<(), CtlEr
     };
     let r = call("ListContainers", t, c.list_containers(req)).await?;
     let items: Vec<cri::Container> = r.containers.into_iter().filter(|c| matches(c, a)).collect();
+    let last = if a.latest { Some(1) } else { a.last };
+    let items = output::newest(items, |c| c.created_at, last);
     if a.quiet {
         for c in &items {
             println!("{}", c.id);
@@ -523,6 +533,9 @@ mod tests {
             f.state.unwrap().state,
             cri::ContainerState::ContainerExited as i32
         );
+        let a = Cli::parse_from(["x", "-l"]).a;
+        assert!(filter(&a, String::new()).unwrap().state.is_none());
+        assert!(Cli::try_parse_from(["x", "-l", "--last", "2"]).is_err());
         let a = Cli::parse_from(["x", "--state", "dead"]).a;
         assert!(filter(&a, String::new()).is_err());
         let a = Cli::parse_from(["x", "--label", "novalue"]).a;

@@ -212,7 +212,8 @@ pub async fn logs(c: &mut Client, t: Duration, a: &LogsArgs) -> Result<(), CtlEr
     if !a.follow {
         return emit(&parser.finish());
     }
-    let mut polls = 0u32;
+    // Ask at the first empty poll: an exited container's log ends right away.
+    let mut polls = STATUS_EVERY - 1;
     loop {
         tokio::time::sleep(POLL).await;
         let more = read_more(&mut f, &path).await?;

@@ -158,6 +158,15 @@ pub fn resolve_prefix<'a>(
     }
 }
 
+/// Newest first (crictl's order), keeping the first `last` when given.
+pub fn newest<T>(mut items: Vec<T>, created: fn(&T) -> i64, last: Option<usize>) -> Vec<T> {
+    items.sort_by_key(|i| std::cmp::Reverse(created(i)));
+    if let Some(n) = last {
+        items.truncate(n);
+    }
+    items
+}
+
 /// crictl's state words for tables.
 pub fn container_state(state: i32) -> &'static str {
     match cri::ContainerState::try_from(state) {
@@ -309,6 +318,14 @@ mod tests {
             e.to_string(),
             "container id prefix \"a\" is ambiguous: matches a1, a2"
         );
+    }
+
+    #[test]
+    fn newest_first_and_last_n() {
+        let v = newest(vec![1i64, 5, 3], |x| *x, None);
+        assert_eq!(v, [5, 3, 1]);
+        assert_eq!(newest(vec![1i64, 5, 3], |x| *x, Some(2)), [5, 3]);
+        assert!(newest(vec![1i64], |x| *x, Some(0)).is_empty());
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub struct ListArgs {
     /// Show full ids
     #[arg(long)]
     pub no_trunc: bool,
+    /// Only the N most recently created pods
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Only the most recently created one (same as --last 1)
+    #[arg(short, long, conflicts_with = "last")]
+    pub latest: bool,
     /// Output format
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
@@ -241,6 +247,8 @@ pub async fn list(c: &mut Client, t: Duration, a: &ListArgs) -> Result<(), CtlEr
     };
     let r = call("ListPodSandbox", t, c.list_pod_sandbox(req)).await?;
     let items: Vec<cri::PodSandbox> = r.items.into_iter().filter(|p| matches(p, a)).collect();
+    let last = if a.latest { Some(1) } else { a.last };
+    let items = output::newest(items, |p| p.created_at, last);
     if a.quiet {
         for p in &items {
             println!("{}", p.id);

@@ -177,11 +177,29 @@ fn write_hosts_from(
     write_atomic(path, hosts_content(hostname).as_bytes())
 }
 
+/// A resolv.conf nameserver: an IPv4 or IPv6 address, the latter optionally with a
+/// `%zone` scope for link-local servers (glibc accepts it).
+fn is_nameserver(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    match s.split_once('%') {
+        Some((addr, zone)) => {
+            addr.parse::<std::net::Ipv6Addr>().is_ok()
+                && !zone.is_empty()
+                && zone
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        }
+        None => false,
+    }
+}
+
 /// Validate DNS settings and render them as resolv.conf (resolv.conf(5)).
 pub fn resolv_content(dns: &DnsSettings) -> Result<String, FilesError> {
     let mut out = String::new();
     for s in &dns.servers {
-        if s.trim().parse::<IpAddr>().is_err() || s.trim() != s {
+        if !is_nameserver(s) {
             return Err(FilesError::Invalid {
                 field: "dns_config.servers",
                 value: s.clone(),
@@ -338,6 +356,11 @@ mod tests {
              search default.svc.cluster.local svc.cluster.local\noptions ndots:5 edns0\n"
         );
         assert_eq!(resolv_content(&DnsSettings::default()).unwrap(), "");
+        assert!(is_nameserver("fe80::1%eth0"));
+        assert!(!is_nameserver("1.2.3.4%eth0"));
+        assert!(!is_nameserver("fe80::1%"));
+        assert!(!is_nameserver("fe80::1%eth0\nx"));
+        assert!(!is_nameserver(" 1.2.3.4"));
     }
 
     #[test]

@@ -598,4 +598,61 @@ mod tests {
         unpin(&d).unwrap();
         assert!(!mountinfo_mentions(&d));
     }
+
+    /// A mount failing half-way (the uts target is a directory) leaves nothing mounted and
+    /// removes the files this call created.
+    #[test]
+    fn pin_failure_undoes_root() {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("ns");
+        let _g = Guard(d.clone());
+        fs::create_dir_all(d.join("uts")).unwrap();
+        let e = pin(&d, &NsKind::ALL, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NsError::Mount {
+                    kind: NsKind::Uts,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(!d.join("net").exists());
+        assert!(!d.join("ipc").exists());
+        assert!(!mountinfo_mentions(&d));
+        fs::remove_dir(d.join("uts")).unwrap();
+    }
+
+    /// `cargo test --lib -- --ignored sandbox::ns::tests::pin_latency --nocapture`
+    #[test]
+    #[ignore = "measurement, prints pin/unpin latencies"]
+    fn pin_latency() {
+        if !is_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let mut pins = Vec::new();
+        let mut unpins = Vec::new();
+        for i in 0..30 {
+            let d = t.path().join(format!("ns{i}"));
+            let _g = Guard(d.clone());
+            let s = std::time::Instant::now();
+            pin(&d, &NsKind::ALL, Some("lat")).unwrap();
+            pins.push(s.elapsed());
+            let s = std::time::Instant::now();
+            unpin(&d).unwrap();
+            unpins.push(s.elapsed());
+        }
+        pins.sort();
+        unpins.sort();
+        eprintln!(
+            "pin median {:?} p90 {:?}; unpin median {:?} p90 {:?}",
+            pins[15], pins[27], unpins[15], unpins[27]
+        );
+    }
 }

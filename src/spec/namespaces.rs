@@ -44,6 +44,9 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    /// (namespace type, joined path)
+    type NsWant = (&'static str, Option<&'static str>);
+
     #[test]
     fn namespace_table() {
         let pinned = SandboxSpecInfo {
@@ -57,7 +60,7 @@ mod tests {
             pid_ns: PidNs::Host,
             ..Default::default()
         };
-        let cases: Vec<(SandboxSpecInfo, Vec<(&str, Option<&str>)>)> = vec![
+        let cases: Vec<(SandboxSpecInfo, Vec<NsWant>)> = vec![
             (
                 pinned,
                 vec![

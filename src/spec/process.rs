@@ -250,10 +250,19 @@ mod tests {
         s.iter().map(|s| s.to_string()).collect()
     }
 
+    /// (entrypoint, cmd, command, args, expected)
+    type MergeCase<'a> = (
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+
     #[test]
     fn args_merge_table() {
         // (entrypoint, cmd, command, args, expected)
-        let cases: &[(&[&str], &[&str], &[&str], &[&str], &[&str])] = &[
+        let cases: &[MergeCase] = &[
             (&["/ep"], &["c1"], &[], &[], &["/ep", "c1"]),
             (&["/ep"], &["c1"], &["/x"], &[], &["/x"]),
             (&["/ep"], &["c1"], &[], &["a"], &["/ep", "a"]),

@@ -293,17 +293,20 @@ mod tests {
         }
     }
 
+    /// (security context, image user, uid, gid, additional gids)
+    type UserCase = (
+        Option<cri::LinuxContainerSecurityContext>,
+        &'static str,
+        u32,
+        u32,
+        Vec<u32>,
+    );
+
     #[test]
     fn resolution_table() {
         let root = rootfs(Some(PASSWD), Some(GROUP));
         // (security context, image user, uid, gid, additional gids)
-        let cases: Vec<(
-            Option<cri::LinuxContainerSecurityContext>,
-            &str,
-            u32,
-            u32,
-            Vec<u32>,
-        )> = vec![
+        let cases: Vec<UserCase> = vec![
             (None, "", 0, 0, vec![0, 10]),
             (None, "app", 1000, 1001, vec![1001, 10, 29]),
             (None, "1000", 1000, 1001, vec![1001, 10, 29]),
