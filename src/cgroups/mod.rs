@@ -403,4 +403,55 @@ mod tests {
         let s = host.stats(Driver::Cgroupfs, &path).unwrap();
         assert!(s.memory_usage > 0, "{s:?}");
     }
+
+    /// Real cgroupfs: stats of an empty cgroup, then remove it from every hierarchy.
+    #[test]
+    fn host_create_stats_remove_root() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let host = CgroupFs::default();
+        let Ok(layout) = host.layout() else {
+            return;
+        };
+        let parent = format!("/crust-test-{}", std::process::id());
+        let path = container_path(Driver::Cgroupfs, &parent, "abc");
+        let rel = relative_dir(Driver::Cgroupfs, &path).unwrap();
+        let dirs: Vec<PathBuf> = match &layout {
+            Layout::Unified => vec![host.root.join(&rel)],
+            Layout::V1 { .. } => ["memory", "cpuacct", "pids", "unified"]
+                .iter()
+                .map(|h| host.root.join(h))
+                .filter(|h| h.is_dir())
+                .map(|h| h.join(&rel))
+                .collect(),
+        };
+        struct Cleanup(Vec<PathBuf>);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                for d in &self.0 {
+                    let _ = fs::remove_dir(d);
+                    if let Some(p) = d.parent() {
+                        let _ = fs::remove_dir(p);
+                    }
+                }
+            }
+        }
+        let _c = Cleanup(dirs.clone());
+        for d in &dirs {
+            fs::create_dir_all(d).unwrap();
+        }
+        let s = host.stats(Driver::Cgroupfs, &path).unwrap();
+        assert_eq!(s.pids, 0, "{s:?}");
+        host.remove(Driver::Cgroupfs, &path).unwrap();
+        for d in &dirs {
+            assert!(!d.exists(), "{d:?} left behind");
+        }
+        assert!(
+            host.stats(Driver::Cgroupfs, &path)
+                .unwrap_err()
+                .is_not_found()
+        );
+        host.remove(Driver::Cgroupfs, &path).unwrap();
+    }
 }

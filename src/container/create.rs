@@ -224,7 +224,7 @@ impl Manager {
             .map_err(|source| LifecycleError::Store {
                 op: "create the writable layer of",
                 id: id.to_string(),
-                source,
+                source: Box::new(source),
             })?
         };
         let image_info = ImageSpecInfo::from_config_json(
@@ -248,7 +248,7 @@ impl Manager {
                         .as_ref()
                         .map(|m| m.name.clone())
                         .unwrap_or_default(),
-                    source,
+                    source: Box::new(source),
                 })?
             }
             _ => libc::SIGTERM,
@@ -282,11 +282,13 @@ impl Manager {
                     spec::container_spec(&id, &cfg, &sandbox, &image_info, &rootfs, &opts)
                         .map_err(|source| LifecycleError::Spec {
                             name: name.clone(),
-                            source,
+                            source: Box::new(source),
                         })?;
                 without_sandbox_annotations(&mut spec);
-                spec::write_config(&bundle, &spec)
-                    .map_err(|source| LifecycleError::Spec { name, source })?;
+                spec::write_config(&bundle, &spec).map_err(|source| LifecycleError::Spec {
+                    name,
+                    source: Box::new(source),
+                })?;
                 Ok::<_, LifecycleError>(())
             })
             .await?
@@ -309,7 +311,7 @@ impl Manager {
             .map_err(|source| LifecycleError::Monitor {
                 op: "create",
                 id: id.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         let rec = ContainerRecord {
             id: id.to_string(),

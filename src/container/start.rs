@@ -36,7 +36,7 @@ impl Manager {
                 op: "start",
                 kind: "container",
                 id: c.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let now = now_nanos();
         let rec = c.update(|r| {

@@ -61,7 +61,7 @@ impl Manager {
                         op: "signal",
                         kind: "container",
                         id,
-                        source,
+                        source: Box::new(source),
                     })
             }
         };
@@ -75,7 +75,7 @@ impl Manager {
                     op: "delete",
                     kind: "container",
                     id: c.id.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
         } else if timeout > 0 && rec.stop_signal != libc::SIGKILL {
             kill(rec.stop_signal).await?;
@@ -147,7 +147,7 @@ impl Manager {
                 op: "delete",
                 kind: "container",
                 id: c.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         self.cleanup_container_files(&c.id, &rec).await?;
         self.state.remove_container(&c.id);
@@ -177,7 +177,7 @@ impl Manager {
                     return Err(LifecycleError::Store {
                         op: "delete the writable layer of",
                         id,
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }

@@ -50,7 +50,7 @@ impl Manager {
                 op: "update resources of",
                 kind: "container",
                 id: c.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let bytes = res.encode_to_vec();
         let rec = c.update(|r| r.updated_resources = bytes);
@@ -76,7 +76,7 @@ impl Manager {
             .map_err(|source| LifecycleError::Monitor {
                 op: "reopen the log of",
                 id: c.id.clone(),
-                source,
+                source: Box::new(source),
             })
     }
 

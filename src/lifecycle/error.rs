@@ -61,7 +61,7 @@ pub enum LifecycleError {
     },
     /// The runtime handler is unknown or unusable.
     #[error(transparent)]
-    Handler(crate::runtime::RuntimeError),
+    Handler(Box<crate::runtime::RuntimeError>),
     /// The OCI runtime failed.
     #[error("{op} {kind} {id}")]
     Runtime {
@@ -72,7 +72,7 @@ pub enum LifecycleError {
         /// The object.
         id: String,
         #[source]
-        source: crate::runtime::RuntimeError,
+        source: Box<crate::runtime::RuntimeError>,
     },
     /// The container monitor failed.
     #[error("{op} container {id}")]
@@ -82,7 +82,7 @@ pub enum LifecycleError {
         /// The container.
         id: String,
         #[source]
-        source: crate::monitor::MonitorError,
+        source: Box<crate::monitor::MonitorError>,
     },
     /// The OCI spec could not be generated.
     #[error("generate the OCI spec of container {name}")]
@@ -90,7 +90,7 @@ pub enum LifecycleError {
         /// The container name.
         name: String,
         #[source]
-        source: crate::spec::SpecError,
+        source: Box<crate::spec::SpecError>,
     },
     /// Sandbox setup/teardown failed (namespaces, files, shm, pause).
     #[error("{op} of pod sandbox {id}: {message}")]
@@ -120,11 +120,11 @@ pub enum LifecycleError {
         /// The container.
         id: String,
         #[source]
-        source: crust_storage::StoreError,
+        source: Box<crust_storage::StoreError>,
     },
     /// Looking up the image failed.
     #[error(transparent)]
-    Image(#[from] ImageError),
+    Image(Box<ImageError>),
     /// A record could not be persisted.
     #[error("persist the state of {id}")]
     Persist {
@@ -146,6 +146,12 @@ pub enum LifecycleError {
     /// A blocking task failed to complete.
     #[error(transparent)]
     Blocking(#[from] crate::blocking::JoinError),
+}
+
+impl From<ImageError> for LifecycleError {
+    fn from(e: ImageError) -> Self {
+        Self::Image(Box::new(e))
+    }
 }
 
 impl LifecycleError {

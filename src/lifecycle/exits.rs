@@ -145,10 +145,10 @@ impl Manager {
                 if name.ends_with(".tmp") {
                     continue;
                 }
-                if let crate::state::Lookup::Found(c) = self.state.container(&name) {
-                    if c.id == name {
-                        self.check_exit(&c).await;
-                    }
+                if let crate::state::Lookup::Found(c) = self.state.container(&name)
+                    && c.id == name
+                {
+                    self.check_exit(&c).await;
                 }
             }
         }

@@ -153,7 +153,9 @@ impl Manager {
 
     /// The handler a pod runs with.
     pub fn handler(&self, name: &str) -> Result<&Handler, LifecycleError> {
-        self.handlers.get(name).map_err(LifecycleError::Handler)
+        self.handlers
+            .get(name)
+            .map_err(|e| LifecycleError::Handler(Box::new(e)))
     }
 
     /// Find a pod by id or unique prefix.

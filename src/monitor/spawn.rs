@@ -111,7 +111,6 @@ impl SpawnRequest {
 
     fn validate(&self) -> Result<(), MonitorError> {
         let invalid = |field, value: &Path, reason| MonitorError::Invalid {
-            id: self.id.clone(),
             field,
             value: value.display().to_string(),
             reason,

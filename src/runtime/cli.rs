@@ -15,7 +15,7 @@ use std::process::{Output, Stdio};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::error::{RuntimeError, is_not_found, is_not_running};
+use super::error::{Invocation, RuntimeError, is_not_found, is_not_running};
 
 /// Longest runtime stderr kept in an error message.
 const MAX_STDERR: usize = 4096;
@@ -65,10 +65,44 @@ pub fn parse_state(out: &[u8]) -> Result<RuntimeState, String> {
     })
 }
 
-/// The runtime's stderr as text, trimmed and bounded.
+/// The `msg="..."` of a logrus text line (runc, runsc and youki log errors as
+/// `time="..." level=error msg="container does not exist"`), unquoted.
+/// The logrus part may follow a prefix (the monitor's `runtime create failed (..): `).
+fn logrus_msg(line: &str) -> Option<String> {
+    let start = line.find("time=\"")?;
+    let (prefix, logrus) = line.split_at(start);
+    if !logrus.contains(" level=") {
+        return None;
+    }
+    let rest = &logrus[logrus.find(" msg=\"")? + 6..];
+    let mut out = prefix.to_owned();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Runtime output for humans: logrus lines reduced to their message.
+pub fn clean_runtime_output(raw: &str) -> String {
+    raw.lines()
+        .map(|l| logrus_msg(l).unwrap_or_else(|| l.to_owned()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The runtime's stderr as text: cleaned, trimmed and bounded.
 fn stderr_text(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
-    let s = s.trim();
+    let joined = clean_runtime_output(&String::from_utf8_lossy(b));
+    let s = joined.trim();
     if s.len() <= MAX_STDERR {
         return s.to_owned();
     }
@@ -124,9 +158,7 @@ impl OciRuntime {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let spawn_err = |source| RuntimeError::Spawn {
-            runtime: self.path.clone(),
-            op,
-            id: id.to_owned(),
+            at: Invocation::boxed(&self.path, op, id),
             source,
         };
         tracing::debug!(op, id, cmd = ?self.command_line(sub), "running runtime");
@@ -142,16 +174,12 @@ impl OciRuntime {
         let stderr = stderr_text(&out.stderr);
         if is_not_found(&stderr) {
             return Err(RuntimeError::ContainerNotFound {
-                runtime: self.path.clone(),
-                op,
-                id: id.to_owned(),
+                at: Invocation::boxed(&self.path, op, id),
                 stderr,
             });
         }
         Err(RuntimeError::Command {
-            runtime: self.path.clone(),
-            op,
-            id: id.to_owned(),
+            at: Invocation::boxed(&self.path, op, id),
             status: status_text(out.status),
             stderr,
         })
@@ -169,9 +197,7 @@ impl OciRuntime {
                 parse_state(&out.stdout)
                     .map(Some)
                     .map_err(|reason| RuntimeError::BadOutput {
-                        runtime: self.path.clone(),
-                        op: "state",
-                        id: id.to_owned(),
+                        at: Invocation::boxed(&self.path, "state", id),
                         reason,
                     })
             }
@@ -303,6 +329,31 @@ mod tests {
             r.command_line(&["state", "x"]),
             ["/usr/sbin/runsc", "state", "x"]
         );
+    }
+
+    #[test]
+    fn stderr_is_cleaned() {
+        assert_eq!(
+            stderr_text(
+                b"time=\"2026-11-23T11:42:37Z\" level=error msg=\"container does not exist\"\n"
+            ),
+            "container does not exist"
+        );
+        assert_eq!(
+            stderr_text(
+                b"time=\"x\" level=error msg=\"exec: \\\"/bin/x\\\": not found\" foo=bar\nplain line\n"
+            ),
+            "exec: \"/bin/x\": not found\nplain line"
+        );
+        assert_eq!(stderr_text(b"  free text  \n"), "free text");
+        assert_eq!(
+            clean_runtime_output(
+                "container c: runtime create failed (exit status: 1): time=\"t\" level=error msg=\"runc create failed: x\""
+            ),
+            "container c: runtime create failed (exit status: 1): runc create failed: x"
+        );
+        let long = "x".repeat(MAX_STDERR + 10);
+        assert_eq!(stderr_text(long.as_bytes()).len(), MAX_STDERR + 3);
     }
 
     #[test]

@@ -34,52 +34,36 @@ pub enum RuntimeError {
         searched: Vec<PathBuf>,
     },
     /// The runtime said the container does not exist.
-    #[error("{op} container {id}: no such container in {}: {stderr}", runtime.display())]
+    #[error("{} container {}: no such container in {}: {stderr}", at.op, at.id, at.runtime.display())]
     ContainerNotFound {
-        /// Runtime binary.
-        runtime: PathBuf,
-        /// Subcommand.
-        op: &'static str,
-        /// Container id.
-        id: String,
+        /// The command.
+        at: Box<Invocation>,
         /// Runtime stderr.
         stderr: String,
     },
     /// The runtime ran and failed.
-    #[error("{op} container {id}: {} {status}: {stderr}", runtime.display())]
+    #[error("{} container {}: {} {status}: {stderr}", at.op, at.id, at.runtime.display())]
     Command {
-        /// Runtime binary.
-        runtime: PathBuf,
-        /// Subcommand.
-        op: &'static str,
-        /// Container id.
-        id: String,
-        /// Exit status as text (`exit status 1`, `signal: 9`).
+        /// The command.
+        at: Box<Invocation>,
+        /// Exit status as text (`exited with status 1`, `killed by signal 9`).
         status: String,
         /// Runtime stderr, trimmed.
         stderr: String,
     },
     /// The runtime could not be started or waited for.
-    #[error("{op} container {id}: cannot run {}", runtime.display())]
+    #[error("{} container {}: cannot run {}", at.op, at.id, at.runtime.display())]
     Spawn {
-        /// Runtime binary.
-        runtime: PathBuf,
-        /// Subcommand.
-        op: &'static str,
-        /// Container id.
-        id: String,
+        /// The command.
+        at: Box<Invocation>,
         #[source]
         source: std::io::Error,
     },
     /// The runtime printed something we could not parse (`state`).
-    #[error("{op} container {id}: unexpected output from {}: {reason}", runtime.display())]
+    #[error("{} container {}: unexpected output from {}: {reason}", at.op, at.id, at.runtime.display())]
     BadOutput {
-        /// Runtime binary.
-        runtime: PathBuf,
-        /// Subcommand.
-        op: &'static str,
-        /// Container id.
-        id: String,
+        /// The command.
+        at: Box<Invocation>,
         /// Parser message.
         reason: String,
     },
@@ -93,6 +77,29 @@ pub enum RuntimeError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// Which runtime command an error is about (boxed: keeps [`RuntimeError`] small, it
+/// is nested in the lifecycle errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Runtime binary.
+    pub runtime: PathBuf,
+    /// Subcommand.
+    pub op: &'static str,
+    /// Container id.
+    pub id: String,
+}
+
+impl Invocation {
+    /// Boxed, for the error variants.
+    pub fn boxed(runtime: &std::path::Path, op: &'static str, id: &str) -> Box<Self> {
+        Box::new(Self {
+            runtime: runtime.to_path_buf(),
+            op,
+            id: id.to_owned(),
+        })
+    }
 }
 
 fn searched_list(v: &[PathBuf]) -> String {
@@ -182,9 +189,7 @@ mod tests {
     #[test]
     fn kinds() {
         let cmd = |stderr: &str| RuntimeError::Command {
-            runtime: "/usr/sbin/runc".into(),
-            op: "start",
-            id: "c1".into(),
+            at: Invocation::boxed(std::path::Path::new("/usr/sbin/runc"), "start", "c1"),
             status: "exit status: 1".into(),
             stderr: stderr.into(),
         };
@@ -213,5 +218,7 @@ mod tests {
                 .to_string()
                 .starts_with("start container c1: /usr/sbin/runc exit status: 1: x")
         );
+        // Nested inside lifecycle errors: keep it small (clippy::result_large_err).
+        assert!(std::mem::size_of::<RuntimeError>() <= 64);
     }
 }

@@ -274,4 +274,49 @@ mod tests {
         kill_pause(&p).unwrap();
         assert!(!alive, "pause ignored SIGTERM");
     }
+
+    /// Orphans in the pod's PID namespace are reparented to the pause process, which reaps
+    /// them: no zombie is left behind.
+    #[test]
+    fn pause_reaps_orphans_root() {
+        if !rustix::process::geteuid().is_root() || !Path::new("/usr/bin/nsenter").exists() {
+            return;
+        }
+        let Some(bin) = pause_binary() else {
+            return;
+        };
+        struct Guard(PauseProcess);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                let _ = kill_pause(&self.0);
+            }
+        }
+        let p = spawn_pause(&bin).unwrap();
+        let _g = Guard(p);
+        let ns = format!("--pid={}", pid_ns_path(&p).display());
+        let st = Command::new("nsenter")
+            .args([ns.as_str(), "--", "/bin/sh", "-c", "sleep 0.1 & exit 0"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let zombies = || {
+            let mut n = 0;
+            for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                let Ok(s) = std::fs::read_to_string(e.path().join("stat")) else {
+                    continue;
+                };
+                let Some(rest) = s.rfind(')').map(|i| &s[i + 1..]) else {
+                    continue;
+                };
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if f.len() > 2 && f[1] == p.pid.to_string() && f[0] == "Z" {
+                    n += 1;
+                }
+            }
+            n
+        };
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(zombies(), 0);
+        assert!(is_alive(&p));
+    }
 }

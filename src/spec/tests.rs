@@ -445,3 +445,58 @@ fn write_config_fails_cleanly() {
     assert!(!e.is_invalid_argument());
     assert!(e.to_string().contains("/nonexistent/crust-bundle"), "{e}");
 }
+
+/// Manual smoke test against a real runtime: with `CRUST_SPEC_SMOKE_BUNDLE=<bundle>` (holding
+/// `rootfs/`), writes `<bundle>/config.json` for `CRUST_SPEC_SMOKE_CMD` (space separated)
+/// with host namespaces; `CRUST_SPEC_SMOKE_PRIVILEGED=1` makes it privileged and
+/// `CRUST_SPEC_SMOKE_SECCOMP=1` applies the built-in profile. Then `runc run` it by hand.
+#[test]
+#[ignore = "manual: needs a bundle directory and a runtime"]
+fn smoke_bundle() {
+    let Ok(bundle) = std::env::var("CRUST_SPEC_SMOKE_BUNDLE") else {
+        return;
+    };
+    let bundle = PathBuf::from(bundle);
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let privileged = env("CRUST_SPEC_SMOKE_PRIVILEGED") == "1";
+    let sc = cri::LinuxContainerSecurityContext {
+        privileged,
+        seccomp: Some(cri::SecurityProfile {
+            profile_type: if env("CRUST_SPEC_SMOKE_SECCOMP") == "1" {
+                0
+            } else {
+                1
+            },
+            localhost_ref: String::new(),
+        }),
+        run_as_username: env("CRUST_SPEC_SMOKE_USER"),
+        ..Default::default()
+    };
+    let mut cfg = config(Some(sc));
+    cfg.command = env("CRUST_SPEC_SMOKE_CMD")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let sandbox = SandboxSpecInfo {
+        pod_id: "smoke".into(),
+        hostname: "smoke".into(),
+        pid_ns: PidNs::Container,
+        privileged: true,
+        ..Default::default()
+    };
+    let image = ImageSpecInfo {
+        cmd: vec!["sh".into()],
+        ..Default::default()
+    };
+    let o = SpecOptions {
+        oom_score_adj_min: std::fs::read_to_string("/proc/self/oom_score_adj")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+        cgroups_path: "/crust-smoke".into(),
+        ..Default::default()
+    };
+    let spec = container_spec("smoke", &cfg, &sandbox, &image, &bundle.join("rootfs"), &o).unwrap();
+    write_config(&bundle, &spec).unwrap();
+}

@@ -292,14 +292,6 @@ impl Store {
         fs::rename(tmp, &dest).map_err(StoreError::io("publish layer", &dest))?;
         fsync_dir(&self.layers_dir())?;
         self.ensure_link(&rec)?;
-        if std::env::var_os("CRUST_EXP_WB").is_some_and(|v| v == "layer") {
-            let dir = self.layers_dir();
-            std::thread::spawn(move || {
-                if let Ok(f) = File::open(&dir) {
-                    let _ = rustix::fs::syncfs(&f);
-                }
-            });
-        }
         let info = self.layer_info(&rec);
         tracing::info!(layer = %rec.diff_id, size = rec.size, short = %rec.short, "layer published");
         let mut layers = write(&self.layers);
@@ -317,9 +309,6 @@ impl Store {
     /// (and waits for the writeback the unpacker already started), where per-file fsyncs
     /// would be thousands of journal commits.
     pub fn sync_layers(&self, diff_ids: &[Digest]) -> Result<(), StoreError> {
-        if std::env::var_os("CRUST_EXP_NOSYNC").is_some() {
-            return Ok(());
-        }
         let mut dirs: Vec<PathBuf> = diff_ids
             .iter()
             .map(|d| self.layer_dir(d))

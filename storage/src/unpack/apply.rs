@@ -351,7 +351,7 @@ impl Ctx<'_> {
         self.fd_meta(entry, file.as_fd())?;
         rustix::fs::futimens(&file, &fsops::times(self.meta.mtime))
             .map_err(self.io("set mtime"))?;
-        if written > 0 && std::env::var_os("CRUST_EXP_WB").is_none_or(|v| v == "file") {
+        if written > 0 {
             fsops::start_writeback(file.as_fd());
         }
         Ok((written, replaced))
