@@ -30,9 +30,14 @@ async fn containers_survive_a_daemon_kill_9() -> Result<()> {
         )
         .await?;
     let done = w
-        .run(&pod, &w.ctr_config("done", &["sh", "-c", "exit 3"]))
+        .run(
+            &pod,
+            &w.ctr_config("done", &["sh", "-c", "sleep 0.5; exit 3"]),
+        )
         .await?;
-    let created = w.create(&pod, &w.ctr_config("created", &["true"])).await?;
+    let created = w
+        .create(&pod, &w.ctr_config("created", &["sleep", "0.5"]))
+        .await?;
     let done_before = w.wait_exit(&done).await?;
     let long_before = w
         .wait_state(
@@ -129,7 +134,10 @@ async fn containers_survive_a_daemon_kill_9() -> Result<()> {
         .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists, "{e}");
     let (st, out) = w
-        .run_to_exit(&pod, &w.ctr_config("after", &["echo", "after-restart"]))
+        .run_to_exit(
+            &pod,
+            &w.ctr_config("after", &["sh", "-c", "echo after-restart; sleep 0.5"]),
+        )
         .await?;
     assert_eq!(st.exit_code, 0);
     assert!(out.contains("after-restart"), "{out}");

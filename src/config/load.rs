@@ -384,7 +384,7 @@ mod tests {
         let e = load_from(&f, &ConfigFlags::default())
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "/x.toml: unknown key `crust.runtime`");
+        assert_eq!(e, "/x.toml: unknown key `crust.runtime.x`");
     }
 
     #[test]

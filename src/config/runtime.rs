@@ -87,7 +87,12 @@ impl Default for RuntimeConfig {
             RuntimeHandlerConfig {
                 // gVisor's default platform (systrap) needs recent kernels' features;
                 // ptrace works everywhere, including nested VMs without KVM.
-                runtime_args: vec!["--platform=ptrace".to_owned()],
+                // ptrace: the platform that works without KVM. network=none: crust pins
+                // the pod's netns without an infra container, and gVisor 2022's
+                // `--network=sandbox` refuses to copy interfaces from a netns joined by
+                // path ("cannot run with network enabled in root network namespace");
+                // gVisor's own netstack then gives containers loopback.
+                runtime_args: vec!["--platform=ptrace".to_owned(), "--network=none".to_owned()],
                 ..RuntimeHandlerConfig::default()
             },
         );
@@ -184,7 +189,10 @@ mod tests {
             c.runtimes.keys().map(String::as_str).collect::<Vec<_>>(),
             ["crun", "runc", "runsc", "youki"]
         );
-        assert_eq!(c.runtimes["runsc"].runtime_args, ["--platform=ptrace"]);
+        assert_eq!(
+            c.runtimes["runsc"].runtime_args,
+            ["--platform=ptrace", "--network=none"]
+        );
         assert_eq!(c.default_runtime, "runc");
         assert_eq!(c.cgroup_manager, CgroupManager::Cgroupfs);
         assert!(c.validate().is_empty(), "{:?}", c.validate());
@@ -267,7 +275,10 @@ mod tests {
         let runc = &r.runtimes["runc"];
         assert_eq!(runc.runtime_args, ["--debug"]);
         assert_eq!(runc.runtime_path, PathBuf::from("/usr/sbin/runc"));
-        assert_eq!(r.runtimes["runsc"].runtime_args, ["--platform=ptrace"]);
+        assert_eq!(
+            r.runtimes["runsc"].runtime_args,
+            ["--platform=ptrace", "--network=none"]
+        );
         assert_eq!(r.runtimes.len(), 5);
     }
 

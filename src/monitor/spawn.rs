@@ -235,9 +235,10 @@ pub async fn spawn_with_timeout(
                 monitor_pid: sync.monitor_pid,
             })
         }
-        Some(sync_result::Result::Error(message)) => {
-            Err(MonitorError::CreateFailed { id, message })
-        }
+        Some(sync_result::Result::Error(message)) => Err(MonitorError::CreateFailed {
+            id,
+            message: crate::runtime::cli::clean_runtime_output(message.trim()),
+        }),
         None => Err(MonitorError::NoResult {
             id,
             status: status_text,

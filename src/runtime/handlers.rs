@@ -294,7 +294,7 @@ mod tests {
                 .unwrap()
                 .contains("`runsc` not found")
         );
-        assert_eq!(runsc.runtime.args, ["--platform=ptrace"]);
+        assert_eq!(runsc.runtime.args, ["--platform=ptrace", "--network=none"]);
         assert_eq!(
             hs.all().map(|h| h.name.as_str()).collect::<Vec<_>>(),
             ["crun", "runc", "runsc", "youki"]

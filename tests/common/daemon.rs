@@ -72,7 +72,29 @@ impl Daemon {
     }
 
     /// Start (again) on the same root.
+    ///
+    /// The target dir is shared with concurrent `cargo build`s: a daemon that exits
+    /// silently (status 0, nothing logged) was most likely exec'd while the linker was
+    /// rewriting `target/debug/crust`, so that case is retried a few times.
     pub async fn spawn(&mut self) -> Result<()> {
+        for attempt in 0.. {
+            let logged = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+            match self.spawn_once().await {
+                Err(e)
+                    if attempt < 5
+                        && self.child.is_none()
+                        && std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0) == logged =>
+                {
+                    eprintln!("crust exited silently ({e}); binary being rebuilt? retrying");
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                other => return other,
+            }
+        }
+        Ok(())
+    }
+
+    async fn spawn_once(&mut self) -> Result<()> {
         let _ = std::fs::remove_file(&self.sock);
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -1,4 +1,5 @@
-//! Pod/container lifecycle benchmark (part of `make bench`).
+//! Pod/container lifecycle benchmark (part of `make bench`; lives in `lifecycle/mod.rs` so
+//! Cargo does not auto-discover it as a bench target of its own).
 //!
 //! Through the CRI socket of a real daemon (release build, runc): RunPodSandbox,
 //! CreateContainer+StartContainer, StopContainer and RemoveContainer latencies (median and
