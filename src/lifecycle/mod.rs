@@ -81,11 +81,29 @@ pub fn own_oom_score_adj() -> i32 {
         .unwrap_or(0)
 }
 
-/// Whether AppArmor is enabled (the kernel exposes it under sysfs).
+/// Whether AppArmor profiles can be applied: the kernel has AppArmor enabled *and* crust's
+/// default profile is loaded (runc fails to start a container whose profile is missing, so
+/// without it containers run unconfined, as containerd does on hosts without AppArmor).
 pub fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim() == "Y")
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if !enabled {
+        return false;
+    }
+    let loaded = std::fs::read_to_string("/sys/kernel/security/apparmor/profiles")
+        .map(|p| {
+            p.lines()
+                .any(|l| l.starts_with(crate::spec::security::APPARMOR_DEFAULT_PROFILE))
+        })
+        .unwrap_or(false);
+    if !loaded {
+        tracing::warn!(
+            profile = crate::spec::security::APPARMOR_DEFAULT_PROFILE,
+            "AppArmor is enabled but crust's profile is not loaded; containers run unconfined"
+        );
+    }
+    loaded
 }
 
 impl Manager {
