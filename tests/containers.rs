@@ -1,7 +1,8 @@
 //! End-to-end tests of containers through the real CRI socket against real runc:
 //! create/start/stop/remove with times, exit codes 0/1/137 and reasons
 //! (Completed/Error/OOMKilled), list filters, logs in the exact CRI format and
-//! ReopenContainerLog, stats and GetContainerEvents, bad input codes, and images in use.
+//! ReopenContainerLog, stats, UpdateContainerResources and GetContainerEvents, bad input
+//! codes, and images in use.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -15,8 +16,8 @@ use crust_proto::cri::{
     ContainerEventType, ContainerFilter, ContainerState, ContainerStateValue,
     ContainerStatsRequest, ContainerStatusRequest, CreateContainerRequest, GetEventsRequest,
     ImageSpec, LinuxContainerResources, ListContainerStatsRequest, ListContainersRequest, Mount,
-    PodSandboxStatusRequest, RemoveImageRequest, ReopenContainerLogRequest, RunPodSandboxRequest,
-    StartContainerRequest,
+    PodSandboxStatsRequest, PodSandboxStatusRequest, RemoveImageRequest, ReopenContainerLogRequest,
+    RunPodSandboxRequest, StartContainerRequest, UpdateContainerResourcesRequest,
 };
 use tonic::Code;
 
@@ -346,6 +347,59 @@ async fn stats_and_container_events() -> Result<()> {
         all.iter()
             .any(|s| s.attributes.as_ref().map(|a| a.id.as_str()) == Some(id.as_str()))
     );
+
+    let ps = w
+        .rt()
+        .await?
+        .pod_sandbox_stats(PodSandboxStatsRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .context("PodSandboxStats")?
+        .into_inner()
+        .stats
+        .context("no pod stats")?;
+    assert_eq!(
+        ps.attributes.as_ref().map(|a| a.id.as_str()),
+        Some(pod.as_str())
+    );
+    let linux = ps.linux.context("no linux pod stats")?;
+    assert!(
+        linux
+            .containers
+            .iter()
+            .any(|c| c.attributes.as_ref().map(|a| a.id.as_str()) == Some(id.as_str())),
+        "pod stats must list the container: {linux:?}"
+    );
+
+    // UpdateContainerResources reaches the container's memory cgroup and its status.
+    w.rt()
+        .await?
+        .update_container_resources(UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 96 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .context("UpdateContainerResources")?;
+    let mem_cgs: Vec<_> = leftovers::stray_cgroups(std::slice::from_ref(&id))
+        .into_iter()
+        .filter(|p| p.starts_with("/sys/fs/cgroup/memory"))
+        .collect();
+    assert_eq!(mem_cgs.len(), 1, "memory cgroup of {id}: {mem_cgs:?}");
+    let limit = std::fs::read_to_string(mem_cgs[0].join("memory.limit_in_bytes"))?;
+    assert_eq!(
+        limit.trim(),
+        (96u64 << 20).to_string(),
+        "cgroup limit after update"
+    );
+    let st = w.status(&id).await?;
+    if let Some(r) = st.resources.as_ref().and_then(|r| r.linux.as_ref()) {
+        assert_eq!(r.memory_limit_in_bytes, 96 << 20, "status resources: {r:?}");
+    }
 
     w.stop(&id, 0).await?;
     w.remove(&id).await?;

@@ -1,8 +1,8 @@
 //! End-to-end tests of the container security context, each field observed from inside
 //! the container through its log output: run_as_user/group/username and supplemental
 //! groups (`id`), capabilities add/drop/ALL (`CapEff` in /proc/self/status), read-only
-//! rootfs, masked and read-only paths (/proc/self/mountinfo), privileged, no_new_privs
-//! and seccomp (RuntimeDefault/Unconfined).
+//! rootfs, masked and read-only paths (/proc/self/mountinfo), privileged, no_new_privs,
+//! seccomp (RuntimeDefault/Unconfined), and CRI mounts (read-only, read-write, onto a file).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -262,6 +262,55 @@ async fn privileged_no_new_privs_and_seccomp() -> Result<()> {
     })
     .await?;
     assert_eq!(field(&out, "Seccomp:"), "2", "RuntimeDefault: {out}");
+    let left = w.cleanup().await?;
+    assert!(left.is_empty(), "leftovers: {left:#?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cri_mounts_read_only_read_write_and_onto_files() -> Result<()> {
+    let w = World::new().await?;
+    let pod = w.run_pod(&w.pod_config("mounts")).await?;
+    let ro = w.env.base().join("ro-data");
+    let rw = w.env.base().join("rw-data");
+    let term = w.env.base().join("termination-log");
+    std::fs::create_dir_all(&ro)?;
+    std::fs::create_dir_all(&rw)?;
+    std::fs::write(ro.join("hello.txt"), "hello-from-host\n")?;
+    std::fs::write(&term, "")?;
+    let script = "cat /data/hello.txt; \
+                  if echo x > /data/new 2>/dev/null; then echo RO_WRITE_OK; else echo RO_WRITE_FAILED; fi; \
+                  echo written > /rw/out; echo bye > /dev/termination-log";
+    let mut cfg = w.ctr_config("mounts", &["sh", "-c", script]);
+    let mount = |c: &str, h: &std::path::Path, readonly: bool| crust_proto::cri::Mount {
+        container_path: c.into(),
+        host_path: h.display().to_string(),
+        readonly,
+        ..Default::default()
+    };
+    cfg.mounts = vec![
+        mount("/data", &ro, true),
+        mount("/rw", &rw, false),
+        mount("/dev/termination-log", &term, false),
+    ];
+    let id = w.create(&pod, &cfg).await?;
+    w.start(&id).await?;
+    let st = w.wait_exit(&id).await?;
+    let pod_cfg = w.pods.lock().unwrap().get(&pod).cloned().unwrap();
+    let out = w.output(&pod_cfg, &cfg)?;
+    assert_eq!(st.exit_code, 0, "{out}");
+    assert!(out.contains("hello-from-host"), "{out}");
+    assert!(out.contains("RO_WRITE_FAILED"), "{out}");
+    assert!(!ro.join("new").exists());
+    assert_eq!(std::fs::read_to_string(rw.join("out"))?, "written\n");
+    assert_eq!(std::fs::read_to_string(&term)?, "bye\n");
+    let data = st
+        .mounts
+        .iter()
+        .find(|m| m.container_path == "/data")
+        .with_context(|| format!("status mounts {:?}", st.mounts))?;
+    assert!(data.readonly, "{data:?}");
+    assert_eq!(data.host_path, ro.display().to_string());
     let left = w.cleanup().await?;
     assert!(left.is_empty(), "leftovers: {left:#?}");
     Ok(())

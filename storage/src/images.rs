@@ -133,6 +133,9 @@ impl Store {
                 });
             }
         }
+        // An image record must never reference a layer that a power loss could tear:
+        // make its layers durable first (a no-op when they already are).
+        self.sync_layers(&record.layers)?;
         let mut meta = write(&self.meta);
         {
             let layers = read(&self.layers);
