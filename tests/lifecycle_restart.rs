@@ -1,7 +1,7 @@
 //! End-to-end tests of what must survive and what must not: kill -9 the daemon while
 //! containers run (one exits while the daemon is down) and restart it on the same root
 //! and runroot; and 100 create/start/stop/remove cycles that must leave no mount, pinned
-//! namespace, process, cgroup or file behind.
+//! namespace, process, cgroup or file behind; and StopContainer using the image's StopSignal.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use common::*;
 use crust_proto::cri::{
     ContainerState, ListPodSandboxRequest, PodSandboxState, PodSandboxStatusRequest,
-    RunPodSandboxRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StopPodSandboxRequest,
 };
 use tonic::Code;
 
@@ -150,10 +150,25 @@ async fn containers_survive_a_daemon_kill_9() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_cycles_leave_nothing_behind() -> Result<()> {
     let w = World::new().await?;
-    let pod = w.run_pod(&w.pod_config("cycles")).await?;
+    let mut pod = String::new();
     let script = "trap 'exit 0' TERM; sleep 3600 & wait";
     let t = Instant::now();
     for i in 0..100 {
+        // A new pod every 25 cycles, so pinned namespaces and pod files are cycled too.
+        if i % 25 == 0 {
+            let mut rt = w.rt().await?;
+            if !pod.is_empty() {
+                rt.stop_pod_sandbox(StopPodSandboxRequest {
+                    pod_sandbox_id: pod.clone(),
+                })
+                .await?;
+                rt.remove_pod_sandbox(RemovePodSandboxRequest {
+                    pod_sandbox_id: pod.clone(),
+                })
+                .await?;
+            }
+            pod = w.run_pod(&w.pod_config("cycles")).await?;
+        }
         let id = w
             .run(&pod, &w.ctr_config("cycle", &["sh", "-c", script]))
             .await
@@ -174,5 +189,96 @@ async fn hundred_cycles_leave_nothing_behind() -> Result<()> {
     eprintln!("100 cycles took {:?}", t.elapsed());
     let left = w.cleanup().await?;
     assert!(left.is_empty(), "leftovers after 100 cycles: {left:#?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_uses_the_image_stop_signal() -> Result<()> {
+    let w = World::new().await?;
+    let mut img = tools_image("stopsignal")?;
+    img = build_image(
+        img.layers,
+        &ImageOpts {
+            label: Some("stopsignal".into()),
+            stop_signal: Some("SIGUSR1".into()),
+            ..Default::default()
+        },
+    )?;
+    push_image(&w.env.registry, "e2e/stopsig", "1", &img)?;
+    let image = w.env.r("e2e/stopsig:1");
+    w.env
+        .daemon
+        .images()
+        .await?
+        .pull_image(crust_proto::cri::PullImageRequest {
+            image: Some(crust_proto::cri::ImageSpec {
+                image: image.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?;
+    let pod_cfg = w.pod_config("stopsig");
+    let pod = w.run_pod(&pod_cfg).await?;
+    let script = "trap 'echo got-usr1; exit 0' USR1; trap 'echo got-term; exit 1' TERM; \
+                  echo ready; sleep 3600 & wait";
+    let cfg = ctr_config("stopsig", &image, &["sh", "-c", script]);
+    let id = w.run(&pod, &cfg).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !w
+        .output(&pod_cfg, &cfg)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(Instant::now() < deadline, "container never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.stop(&id, 10).await?;
+    let st = w.status(&id).await?;
+    let out = w.output(&pod_cfg, &cfg)?;
+    assert!(
+        out.contains("got-usr1"),
+        "the image's StopSignal must be sent: {out}"
+    );
+    assert_eq!(
+        (st.exit_code, st.reason.as_str()),
+        (0, "Completed"),
+        "{st:?}"
+    );
+    w.remove(&id).await?;
+    let left = w.cleanup().await?;
+    assert!(left.is_empty(), "leftovers: {left:#?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_daemon_restart_leaves_containers_running() -> Result<()> {
+    let mut w = World::new().await?;
+    let pod = w.run_pod(&w.pod_config("sigterm")).await?;
+    let id = w
+        .run(&pod, &w.ctr_config("long", &["sleep", "3600"]))
+        .await?;
+    let before = w
+        .wait_state(
+            &id,
+            ContainerState::ContainerRunning,
+            Duration::from_secs(10),
+        )
+        .await?;
+    // SIGTERM: the daemon shuts down; containers and their monitors must not.
+    w.env.daemon.stop();
+    w.env
+        .daemon
+        .spawn()
+        .await
+        .context("restart after SIGTERM")?;
+    let st = w.status(&id).await?;
+    assert_eq!(st.state, ContainerState::ContainerRunning as i32, "{st:?}");
+    assert_eq!(st.started_at, before.started_at);
+    w.stop(&id, 0).await?;
+    let st = w.status(&id).await?;
+    assert_eq!((st.exit_code, st.reason.as_str()), (137, "Error"), "{st:?}");
+    let left = w.cleanup().await?;
+    assert!(left.is_empty(), "leftovers: {left:#?}");
     Ok(())
 }

@@ -317,9 +317,21 @@ async fn containers_of_a_pod_share_net_ipc_uts() -> Result<()> {
     let w = World::new().await?;
     let p1 = w.run_pod(&w.pod_config("ns1")).await?;
     let p2 = w.run_pod(&w.pod_config("ns2")).await?;
-    let (_, a) = w
-        .run_to_exit(&p1, &w.ctr_config("a", &["sh", "-c", NS_SCRIPT]))
-        .await?;
+    // `a` stays alive while `b` runs: a freed namespace's inode number can be reused, so
+    // "different pid namespace" is only meaningful between live namespaces.
+    let p1_cfg = w.pods.lock().unwrap().get(&p1).cloned().unwrap();
+    let a_script = format!("{NS_SCRIPT}; echo done; exec sleep 3600");
+    let a_cfg = w.ctr_config("a", &["sh", "-c", &a_script]);
+    w.run(&p1, &a_cfg).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let a = loop {
+        let out = w.output(&p1_cfg, &a_cfg).unwrap_or_default();
+        if out.contains("done") {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "a: {out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let (_, b) = w
         .run_to_exit(&p1, &w.ctr_config("b", &["sh", "-c", NS_SCRIPT]))
         .await?;

@@ -1,7 +1,7 @@
 //! End-to-end tests of crust's CRI RuntimeService basics: Version, Status, pod and
 //! container RPCs answering on an empty daemon, and `Unimplemented` for the streaming
 //! RPCs a later issue implements. Pods and containers are covered in `pods.rs`,
-//! `containers.rs`, `security.rs` and `lifecycle_restart.rs`.
+//! `containers.rs`, `security.rs`, `stdio.rs` and `lifecycle_restart.rs`.
 #![allow(clippy::unwrap_used)]
 
 mod common;

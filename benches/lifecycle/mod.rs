@@ -118,21 +118,24 @@ fn bare_bundle(runroot: &Path, ctr_id: &str, rootfs: &Path, bundle: &Path) -> Re
     })
 }
 
+/// Run `runc --root <root> <args>`. Stderr goes to a file, never to a pipe: after
+/// `runc create` the container's init inherits runc's stdio, so a pipe would not reach
+/// EOF until the container exits.
 fn runc(root: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("runc")
+    let err_path = root.with_extension("stderr");
+    let err = std::fs::File::create(&err_path)?;
+    let st = Command::new("runc")
         .arg("--root")
         .arg(root)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
+        .stderr(err)
+        .status()
         .context("run runc")?;
-    if !out.status.success() {
-        bail!(
-            "runc {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    if !st.success() {
+        let msg = std::fs::read_to_string(&err_path).unwrap_or_default();
+        bail!("runc {args:?}: {st}: {}", msg.trim());
     }
     Ok(())
 }

@@ -28,6 +28,9 @@ impl Manager {
             ));
         }
         let handler = self.handler(&rec.runtime_handler)?;
+        // Taken before `start` so an init that exits at once never finishes before it
+        // started (the exit watcher may record the exit while `start` returns).
+        let now = now_nanos();
         handler
             .runtime
             .start(&c.id)
@@ -38,7 +41,6 @@ impl Manager {
                 id: c.id.clone(),
                 source: Box::new(source),
             })?;
-        let now = now_nanos();
         let rec = c.update(|r| {
             r.started_at = now;
             if r.state == ContainerState::Created {

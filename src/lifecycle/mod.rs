@@ -208,25 +208,44 @@ impl Manager {
         }
     }
 
-    /// Persist a pod record.
+    /// Persist a pod record. Writes of one pod are serialised and always write the
+    /// newest in-memory snapshot (`rec` is used only for a pod not yet in the index).
     pub async fn save_pod(
         self: &Arc<Self>,
         rec: crate::state::PodRecord,
     ) -> Result<(), LifecycleError> {
-        let me = Arc::clone(self);
         let id = rec.id.clone();
+        let pod = match self.state.pod(&id) {
+            Lookup::Found(p) if p.id == id => Some(p),
+            _ => None,
+        };
+        let _guard = match &pod {
+            Some(p) => Some(p.save.lock().await),
+            None => None,
+        };
+        let rec = pod.as_ref().map(|p| p.record()).unwrap_or(rec);
+        let me = Arc::clone(self);
         crate::blocking::run("save pod", move || me.state.save_pod(&rec))
             .await?
             .map_err(|source| LifecycleError::Persist { id, source })
     }
 
-    /// Persist a container record.
+    /// Persist a container record; serialised per container like [`Manager::save_pod`].
     pub async fn save_container(
         self: &Arc<Self>,
         rec: crate::state::ContainerRecord,
     ) -> Result<(), LifecycleError> {
-        let me = Arc::clone(self);
         let id = rec.id.clone();
+        let ctr = match self.state.container(&id) {
+            Lookup::Found(c) if c.id == id => Some(c),
+            _ => None,
+        };
+        let _guard = match &ctr {
+            Some(c) => Some(c.save.lock().await),
+            None => None,
+        };
+        let rec = ctr.as_ref().map(|c| c.record()).unwrap_or(rec);
+        let me = Arc::clone(self);
         crate::blocking::run("save container", move || me.state.save_container(&rec))
             .await?
             .map_err(|source| LifecycleError::Persist { id, source })

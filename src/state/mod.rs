@@ -34,6 +34,8 @@ pub struct Pod {
     record: Mutex<PodRecord>,
     /// Serialises lifecycle operations (stop, remove, container create) on this pod.
     pub op: tokio::sync::Mutex<()>,
+    /// Serialises writes of the record file, so the newest snapshot is the one on disk.
+    pub save: tokio::sync::Mutex<()>,
 }
 
 impl Pod {
@@ -45,6 +47,7 @@ impl Pod {
             config,
             record: Mutex::new(record),
             op: tokio::sync::Mutex::new(()),
+            save: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -81,6 +84,9 @@ pub struct Container {
     record: Mutex<ContainerRecord>,
     /// Serialises lifecycle operations on this container.
     pub op: tokio::sync::Mutex<()>,
+    /// Serialises writes of the record file (the exit watcher and StartContainer may
+    /// both save), so the newest snapshot is the one on disk.
+    pub save: tokio::sync::Mutex<()>,
     exited: tokio::sync::watch::Sender<bool>,
 }
 
@@ -95,6 +101,7 @@ impl Container {
             config,
             record: Mutex::new(record),
             op: tokio::sync::Mutex::new(()),
+            save: tokio::sync::Mutex::new(()),
             exited,
         })
     }

@@ -47,7 +47,10 @@ pub fn save<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), Persi
         path: path.clone(),
         source,
     })?;
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // Unique per write: two writers of one record never share a temp file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{seq}.tmp"));
     let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
     f.write_all(&data).map_err(io("write", &tmp))?;
     f.sync_data().map_err(io("fsync", &tmp))?;

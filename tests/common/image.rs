@@ -196,6 +196,8 @@ pub struct ImageOpts {
     pub diff_ids: Option<Vec<String>>,
     /// Distinguishes otherwise equal configs.
     pub label: Option<String>,
+    /// Image config `StopSignal` (e.g. "SIGUSR1").
+    pub stop_signal: Option<String>,
 }
 
 pub fn build_image(layers: Vec<Layer>, o: &ImageOpts) -> Result<Image> {
@@ -220,6 +222,9 @@ pub fn build_image(layers: Vec<Layer>, o: &ImageOpts) -> Result<Image> {
     }
     if let Some(u) = &o.user {
         cfg["config"]["User"] = json!(u);
+    }
+    if let Some(sig) = &o.stop_signal {
+        cfg["config"]["StopSignal"] = json!(sig);
     }
     let config = serde_json::to_vec(&cfg)?;
     let config_digest = sha256_digest(&config);
