@@ -244,11 +244,15 @@ impl Manager {
             Some(c) => Some(c.save.lock().await),
             None => None,
         };
+        // Not in the index yet: the first record of a new container, made durable.
+        let durable = ctr.is_none();
         let rec = ctr.as_ref().map(|c| c.record()).unwrap_or(rec);
         let me = Arc::clone(self);
-        crate::blocking::run("save container", move || me.state.save_container(&rec))
-            .await?
-            .map_err(|source| LifecycleError::Persist { id, source })
+        crate::blocking::run("save container", move || {
+            me.state.save_container(&rec, durable)
+        })
+        .await?
+        .map_err(|source| LifecycleError::Persist { id, source })
     }
 
     /// Subscribe to container events (GetContainerEvents).

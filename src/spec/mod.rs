@@ -308,8 +308,10 @@ pub fn container_spec_with(
     Ok(spec)
 }
 
-/// Write `bundle/config.json` atomically: a temp file in the bundle, fsync, rename, fsync the
-/// directory. A crash leaves either no config.json or a complete one.
+/// Write `bundle/config.json` atomically: a temp file in the bundle, then rename, so the
+/// runtime and a restarted daemon see no config.json or a complete one. No fsync: the
+/// bundle lives in the runroot (volatile state, tmpfs on a real node); after a power loss
+/// the container it describes is gone as well, so durability would only cost create time.
 pub fn write_config(bundle: &Path, spec: &Spec) -> Result<(), SpecError> {
     let path = bundle.join("config.json");
     let tmp = bundle.join(format!(".config.json.{}.tmp", std::process::id()));
@@ -327,11 +329,8 @@ pub fn write_config(bundle: &Path, spec: &Spec) -> Result<(), SpecError> {
             .map_err(|e| SpecError::io("create", &tmp, e))?;
         f.write_all(&data)
             .map_err(|e| SpecError::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| SpecError::io("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| SpecError::io("rename", &path, e))?;
-        std::fs::File::open(bundle)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| SpecError::io("fsync", bundle, e))
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(|e| SpecError::io("rename", &path, e))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -291,14 +291,18 @@ impl StateStore {
             .collect()
     }
 
-    /// Persist a pod record (blocking: call through `blocking::run`).
+    /// Persist a pod record (blocking: call through `blocking::run`). Pod records are
+    /// always durable: they are written on create and stop only.
     pub fn save_pod(&self, r: &PodRecord) -> Result<(), PersistError> {
-        persist::save(&self.pods_dir, &r.id, r)
+        persist::save(&self.pods_dir, &r.id, r, true)
     }
 
-    /// Persist a container record (blocking).
-    pub fn save_container(&self, r: &ContainerRecord) -> Result<(), PersistError> {
-        persist::save(&self.containers_dir, &r.id, r)
+    /// Persist a container record (blocking). The first record of a container is made
+    /// durable (fsync); later state changes (started, exited, resources) only need to
+    /// survive a daemon crash, not a power loss: the runtime state they describe does not
+    /// survive a reboot either, and recovery re-derives exits from the exit files.
+    pub fn save_container(&self, r: &ContainerRecord, durable: bool) -> Result<(), PersistError> {
+        persist::save(&self.containers_dir, &r.id, r, durable)
     }
 
     /// Delete a pod record (blocking).

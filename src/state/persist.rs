@@ -40,8 +40,15 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Pe
     }
 }
 
-/// Write `value` as JSON to `dir/<name>.json` atomically.
-pub fn save<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), PersistError> {
+/// Write `value` as JSON to `dir/<name>.json` atomically. With `durable`, the data and the
+/// directory are fsynced so the record survives a power loss; without, the rename still
+/// makes it atomic and it survives a daemon crash (the page cache outlives the process).
+pub fn save<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+    durable: bool,
+) -> Result<(), PersistError> {
     let path = dir.join(format!("{name}.json"));
     let data = serde_json::to_vec(value).map_err(|source| PersistError::Json {
         path: path.clone(),
@@ -53,9 +60,14 @@ pub fn save<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), Persi
     let tmp = dir.join(format!(".{name}.{seq}.tmp"));
     let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
     f.write_all(&data).map_err(io("write", &tmp))?;
-    f.sync_data().map_err(io("fsync", &tmp))?;
+    if durable {
+        f.sync_data().map_err(io("fsync", &tmp))?;
+    }
     drop(f);
     fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+    if !durable {
+        return Ok(());
+    }
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("fsync", dir))
@@ -107,8 +119,8 @@ mod tests {
     #[test]
     fn save_load_delete() {
         let d = tempfile::tempdir().unwrap();
-        save(d.path(), "a", &vec![1, 2, 3]).unwrap();
-        save(d.path(), "a", &vec![4]).unwrap();
+        save(d.path(), "a", &vec![1, 2, 3], true).unwrap();
+        save(d.path(), "a", &vec![4], false).unwrap();
         fs::write(d.path().join(".b.tmp"), "junk").unwrap();
         fs::write(d.path().join("c.json"), "{not json").unwrap();
         let all: Vec<Result<Vec<i32>, _>> = load_all(d.path());
