@@ -10,7 +10,7 @@ use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
-use crate::atomic::{fsync_dir, write_atomic};
+use crate::atomic::fsync_dir;
 use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::mount;
@@ -85,9 +85,13 @@ impl Store {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            write_atomic(&path, &data)?;
-            fs::rename(&tmp, &dir).map_err(StoreError::io("publish container", &dir))?;
-            fsync_dir(&self.containers_dir())
+            // No fsync: a writable layer only matters while the runtime's container
+            // exists, and that does not survive a power loss either. A daemon crash keeps
+            // the page cache; after a power loss, open() discards a container directory
+            // whose record is missing or torn (recovery.rs), and the daemon's own record
+            // tells the kubelet the container exited.
+            fs::write(&path, &data).map_err(StoreError::io("write", &path))?;
+            fs::rename(&tmp, &dir).map_err(StoreError::io("publish container", &dir))
         })();
         if let Err(e) = build {
             let _ = crate::atomic::remove_all(&tmp);
