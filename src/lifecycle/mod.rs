@@ -244,8 +244,10 @@ impl Manager {
             Some(c) => Some(c.save.lock().await),
             None => None,
         };
-        // Not in the index yet: the first record of a new container, made durable.
-        let durable = ctr.is_none();
+        // Container records need to survive a daemon crash, not a power loss: after a
+        // reboot the runtime's containers are gone (CRI-O wipes them, the kubelet
+        // recreates pods), so an fsync here would only slow CreateContainer down.
+        let durable = false;
         let rec = ctr.as_ref().map(|c| c.record()).unwrap_or(rec);
         let me = Arc::clone(self);
         crate::blocking::run("save container", move || {

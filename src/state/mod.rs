@@ -297,10 +297,10 @@ impl StateStore {
         persist::save(&self.pods_dir, &r.id, r, true)
     }
 
-    /// Persist a container record (blocking). The first record of a container is made
-    /// durable (fsync); later state changes (started, exited, resources) only need to
-    /// survive a daemon crash, not a power loss: the runtime state they describe does not
-    /// survive a reboot either, and recovery re-derives exits from the exit files.
+    /// Persist a container record (blocking). `durable` adds fsyncs; the daemon does not
+    /// ask for them: a record only has to survive a daemon crash (rename is atomic and the
+    /// page cache outlives the process), because the runtime state it describes does not
+    /// survive a reboot, and recovery re-derives exits from the exit files.
     pub fn save_container(&self, r: &ContainerRecord, durable: bool) -> Result<(), PersistError> {
         persist::save(&self.containers_dir, &r.id, r, durable)
     }
