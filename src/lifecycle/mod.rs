@@ -284,28 +284,24 @@ impl Manager {
     }
 }
 
-/// Remove a directory tree, ignoring a missing one.
-pub fn remove_dir_all(path: &Path) -> Result<(), LifecycleError> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(LifecycleError::Io {
+/// `res` of removing `path`, with "already gone" counted as success.
+fn removed(res: std::io::Result<()>, path: &Path) -> Result<(), LifecycleError> {
+    match res {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LifecycleError::Io {
             op: "remove",
             path: path.to_path_buf(),
-            source,
+            source: e,
         }),
+        _ => Ok(()),
     }
+}
+
+/// Remove a directory tree, ignoring a missing one.
+pub fn remove_dir_all(path: &Path) -> Result<(), LifecycleError> {
+    removed(std::fs::remove_dir_all(path), path)
 }
 
 /// Remove a file, ignoring a missing one.
 pub fn remove_file(path: &Path) -> Result<(), LifecycleError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(LifecycleError::Io {
-            op: "remove",
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    removed(std::fs::remove_file(path), path)
 }
