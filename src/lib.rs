@@ -9,6 +9,7 @@
 //!   [`blocking::run`].
 //! - [`daemon`] wires it all to a unix socket; [`ctl`] is crust's own CRI client.
 
+pub mod atomic_file;
 pub mod blocking;
 pub mod cgroups;
 pub mod config;

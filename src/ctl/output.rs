@@ -12,6 +12,7 @@ use crust_proto::cri;
 use serde_json::{Map, Value};
 
 use super::CtlError;
+use super::config_json::camel;
 
 /// crictl truncates ids to 13 characters in tables.
 pub const SHORT_ID: usize = 13;
@@ -205,22 +206,6 @@ const USER_MAPS: &[&str] = &[
 ];
 /// Nanosecond timestamps.
 const TIMES: &[&str] = &["created_at", "started_at", "finished_at", "timestamp"];
-
-fn camel(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut up = false;
-    for c in snake.chars() {
-        if c == '_' {
-            up = true;
-        } else if up {
-            out.extend(c.to_uppercase());
-            up = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 fn enum_name(kind: Kind, parent: &str, key: &str, n: i32) -> Option<&'static str> {
     let ns = parent == "options" || parent == "namespace_options" || parent == "userns_options";

@@ -8,7 +8,7 @@
 //! in the same directory + rename) so a container never sees a half-written file.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -112,28 +112,10 @@ fn check_hostname(hostname: &str) -> Result<(), FilesError> {
     Ok(())
 }
 
-/// Write `data` to `path` atomically: temp file in the same directory, fsync, rename.
+/// Write `data` to `path` atomically (mode 0644, readable by any container user). Not
+/// fsynced: pod files live in the runroot, which does not outlive a reboot.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FilesError> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| {
-        let mut f = fs::File::create(&tmp).map_err(io_err("create temporary file", &tmp))?;
-        f.write_all(data).map_err(io_err("write", &tmp))?;
-        // Readable by any container user (containers run as arbitrary uids).
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(io_err("chmod", &tmp))?;
-        f.sync_all().map_err(io_err("fsync", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("rename into place", path))
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    crate::atomic_file::write(path, data, false).map_err(|e| io_err(e.op, &e.path)(e.source))
 }
 
 /// `/etc/hostname`: the pod hostname and a newline.

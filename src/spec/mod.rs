@@ -30,7 +30,6 @@ pub mod security;
 pub mod user;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crust_proto::cri;
@@ -314,28 +313,13 @@ pub fn container_spec_with(
 /// the container it describes is gone as well, so durability would only cost create time.
 pub fn write_config(bundle: &Path, spec: &Spec) -> Result<(), SpecError> {
     let path = bundle.join("config.json");
-    let tmp = bundle.join(format!(".config.json.{}.tmp", std::process::id()));
     let data = serde_json::to_vec(spec).map_err(|source| SpecError::Json {
         op: "serialize",
         path: path.clone(),
         source,
     })?;
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| SpecError::io("create", &tmp, e))?;
-        f.write_all(&data)
-            .map_err(|e| SpecError::io("write", &tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| SpecError::io("rename", &path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic_file::write(&path, &data, false)
+        .map_err(|e| SpecError::io(e.op, &e.path, e.source))
 }
 
 #[cfg(test)]

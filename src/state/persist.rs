@@ -3,7 +3,6 @@
 //! one; leftover temp files are ignored and removed at load.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -40,9 +39,8 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Pe
     }
 }
 
-/// Write `value` as JSON to `dir/<name>.json` atomically. With `durable`, the data and the
-/// directory are fsynced so the record survives a power loss; without, the rename still
-/// makes it atomic and it survives a daemon crash (the page cache outlives the process).
+/// Write `value` as JSON to `dir/<name>.json` atomically (see [`crate::atomic_file`];
+/// `durable` makes it survive a power loss, not only a daemon crash).
 pub fn save<T: Serialize>(
     dir: &Path,
     name: &str,
@@ -54,23 +52,11 @@ pub fn save<T: Serialize>(
         path: path.clone(),
         source,
     })?;
-    // Unique per write: two writers of one record never share a temp file.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{seq}.tmp"));
-    let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(&data).map_err(io("write", &tmp))?;
-    if durable {
-        f.sync_data().map_err(io("fsync", &tmp))?;
-    }
-    drop(f);
-    fs::rename(&tmp, &path).map_err(io("rename", &path))?;
-    if !durable {
-        return Ok(());
-    }
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync", dir))
+    crate::atomic_file::write(&path, &data, durable).map_err(|e| PersistError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Remove `dir/<name>.json` (idempotent).

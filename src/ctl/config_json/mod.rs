@@ -76,7 +76,7 @@ pub fn read_json(path: &Path) -> Result<Value, ConfigJsonError> {
 }
 
 /// `lower_snake_case` -> `lowerCamelCase` (proto3 JSON names).
-fn camel(snake: &str) -> String {
+pub(crate) fn camel(snake: &str) -> String {
     let mut out = String::with_capacity(snake.len());
     let mut up = false;
     for c in snake.chars() {
