@@ -285,6 +285,9 @@ impl Running {
             }
         };
         self.exits.abort();
+        // Pulled layers still waiting for their background sync: a clean stop leaves
+        // nothing for recovery to redo.
+        self.ctx.images.flush().await;
         socket::remove(&self.listen);
         tracing::info!("crust stopped");
         result

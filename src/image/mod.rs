@@ -16,6 +16,7 @@ mod inflight;
 mod local;
 pub mod manifest;
 mod pull;
+mod syncer;
 pub mod user;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use tracing::Instrument;
 
 pub use error::{ErrorKind, ImageError, store_kind};
 pub use local::ImageDetails;
+pub use syncer::LayerSyncer;
 pub use user::ImageUser;
 
 use crate::registries::{AuthFile, Credentials, ImageReference, Registries};
@@ -65,6 +67,8 @@ pub(crate) struct Inner {
     layer_pulls: inflight::InFlight<String, Result<(u64, u64), Arc<ImageError>>>,
     pull_progress_timeout: Duration,
     max_concurrent_downloads: usize,
+    /// Makes pulled layers durable in the background (`syncer.rs`).
+    syncer: Arc<LayerSyncer>,
 }
 
 impl Inner {
@@ -122,6 +126,7 @@ impl ImageService {
             layer_pulls: inflight::InFlight::default(),
             pull_progress_timeout: opts.pull_progress_timeout,
             max_concurrent_downloads: opts.max_concurrent_downloads.max(1),
+            syncer: Arc::new(LayerSyncer::default()),
         });
         Ok(Self { opts, inner })
     }
@@ -134,6 +139,11 @@ impl ImageService {
     /// The underlying store (for the container side of the runtime).
     pub fn store(&self) -> &Arc<Store> {
         &self.inner.store
+    }
+
+    /// Wait until every pulled layer has reached the disk (graceful shutdown).
+    pub async fn flush(&self) {
+        self.inner.syncer.flush().await;
     }
 
     /// Re-read registries.conf and auth.json (SIGHUP). On error nothing changes.

@@ -400,16 +400,15 @@ async fn pull_resolved(
     };
     let store = Arc::clone(&inner.store);
     let record = crate::blocking::run("put_image", move || {
-        // Layers are published unsynced (storage `layers.rs`); one syncfs for the whole
-        // image, before the durable record comes to depend on them.
-        store
-            .sync_layers(&record.layers)
-            .map_err(|e| ImageError::store("sync layers", e))?;
+        // Layers are published unsynced (storage `layers.rs`) and made durable in the
+        // background (`syncer.rs`): the record may reference them meanwhile, because
+        // recovery drops an image whose layers a power loss could have torn.
         store
             .put_image(record)
             .map_err(|e| ImageError::store("put_image", e))
     })
     .await??;
+    inner.syncer.enqueue(&inner.store, &record.layers);
     tracing::info!(
         image_id = %record.id,
         registry = %t.registry,

@@ -133,9 +133,11 @@ impl Store {
                 });
             }
         }
-        // An image record must never reference a layer that a power loss could tear:
-        // make its layers durable first (a no-op when they already are).
-        self.sync_layers(&record.layers)?;
+        // No sync here: the record may reference layers that still carry their `unsynced`
+        // marker (the daemon syncs them in the background, `Store::sync_layers`). That is
+        // consistent: after a power loss recovery drops such layers and every image record
+        // using them, so a torn layer is never served; after a daemon crash the page cache
+        // still holds them and recovery syncs them.
         let mut meta = write(&self.meta);
         {
             let layers = read(&self.layers);

@@ -1,9 +1,9 @@
 //! `Store::open`'s crash recovery: everything a crash can leave half-done is recognisable
 //! (temp names, a layer dir without `layer.json`, a record referencing missing content) and
-//! removed here, each logged at warn with what and why. Complete images are never removed:
-//! their records, layers and blobs were all durable before the record was written (layers
-//! through `Store::sync_layers`). Layers published but not yet synced are kept after a
-//! daemon crash and removed after a kernel crash or power loss (`recover_layers`).
+//! removed here, each logged at warn with what and why. Images whose layers are synced are
+//! never removed. Layers published but not yet synced (`Store::sync_layers` runs in the
+//! background after a pull) are kept after a daemon crash and removed after a kernel crash
+//! or power loss (`recover_layers`), together with the image records using them.
 
 use std::collections::HashMap;
 use std::fs;
@@ -87,8 +87,7 @@ impl Store {
     /// no power loss or kernel crash happened since, and the page cache still holds exactly
     /// what the unpack wrote and verified, so it is synced now and the marker dropped.
     /// Otherwise its files may be torn and it is removed like an incomplete layer; image
-    /// records using it are dropped below. No durable image record can reference such a
-    /// layer unless its writer skipped `Store::sync_layers`.
+    /// records using it are dropped below (the image is pulled again).
     fn recover_layers(&self) -> Result<HashMap<Digest, LayerRecord>, StoreError> {
         let boot = current_boot_id();
         let mut layers = HashMap::new();
