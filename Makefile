@@ -1,7 +1,7 @@
 # crust developer entry points. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help build release monitor-static run test test-deps bench lint
+.PHONY: help build release monitor-static run test test-deps bench bench-hooks lint
 
 # The monitor and pause binaries run once per container/pod, so they are built static,
 # non-PIE, size-optimised and without unwinding (conmon-rs/README.md has the measurements).
@@ -34,6 +34,9 @@ test: test-deps ## Install test deps, then run every test suite (unit + end-to-e
 
 bench: test-deps release ## Pull and pod/container lifecycle benchmarks (release build)
 	$(CARGO) bench --bench crust-bench
+
+bench-hooks: ## OCI hooks: per-create re-scan cost next to a bare read_dir+stat floor
+	$(CARGO) bench -p crust-hooks --bench hooks-bench
 
 lint: ## rustfmt --check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check

@@ -49,6 +49,11 @@ fn doc(key: &str) -> Option<&'static str> {
         "crust.runtime.default_capabilities" => {
             "Capabilities every container gets (e.g. [\"CAP_CHOWN\"]); [] = built-in default set."
         }
+        "crust.runtime.hooks_dir" => {
+            "OCI hook directories (oci-hooks(5) *.json files, schema 1.0.0), lowest precedence\n\
+             # first: a file in a later directory masks the same name in an earlier one. Changes\n\
+             # apply to the next container without a restart; a malformed file is logged and skipped."
+        }
         "crust.runtime.runtimes" => {
             "RuntimeClass handlers, one [crust.runtime.runtimes.<handler>] table each (names:\n\
              # [A-Za-z0-9_-]). Keys: runtime_path, runtime_root, runtime_args, monitor_path,\n\

@@ -33,6 +33,9 @@ pub struct RuntimeConfig {
     pub seccomp_profile: PathBuf,
     /// Capabilities every container gets; empty = crust's built-in default set.
     pub default_capabilities: Vec<String>,
+    /// OCI hook directories (oci-hooks(5) `*.json` files), lowest precedence first: a file
+    /// in a later directory masks the same name in an earlier one. CRI-O's `hooks_dir`.
+    pub hooks_dir: Vec<PathBuf>,
     /// RuntimeClass handlers by name.
     pub runtimes: BTreeMap<String, RuntimeHandlerConfig>,
 }
@@ -103,6 +106,10 @@ impl Default for RuntimeConfig {
             pause_path: PathBuf::new(),
             seccomp_profile: PathBuf::new(),
             default_capabilities: Vec::new(),
+            hooks_dir: crust_hooks::DEFAULT_HOOK_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
             runtimes,
         }
     }
@@ -149,6 +156,14 @@ impl RuntimeConfig {
         ] {
             if !p.as_os_str().is_empty() && !p.is_absolute() {
                 errs.push((key, format!("must be an absolute path or \"\", got {p:?}")));
+            }
+        }
+        for d in &self.hooks_dir {
+            if !d.is_absolute() {
+                errs.push((
+                    "crust.runtime.hooks_dir",
+                    format!("every entry must be an absolute path, got {d:?}"),
+                ));
             }
         }
         for (name, h) in &self.runtimes {
@@ -303,6 +318,36 @@ mod tests {
         .unwrap_err();
         assert!(
             e.contains("crust.runtime.runtimes.kata.runtime_path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hooks_dir_defaults_override_and_validation() {
+        let c = load(&[]).unwrap();
+        assert_eq!(
+            c.crust.runtime.hooks_dir,
+            [
+                PathBuf::from("/usr/share/containers/oci/hooks.d"),
+                PathBuf::from("/etc/containers/oci/hooks.d")
+            ]
+        );
+        let text = crate::config::print::to_commented_toml(&c).unwrap();
+        assert!(
+            text.contains(
+                "hooks_dir = [\"/usr/share/containers/oci/hooks.d\", \"/etc/containers/oci/hooks.d\"]"
+            ),
+            "{text}"
+        );
+        let c = load(&[(
+            "/d/10.toml",
+            "[crust.runtime]\nhooks_dir = [\"/opt/hooks.d\"]\n",
+        )])
+        .unwrap();
+        assert_eq!(c.crust.runtime.hooks_dir, [PathBuf::from("/opt/hooks.d")]);
+        let e = load(&[("/f.toml", "crust.runtime.hooks_dir = [\"hooks.d\"]")]).unwrap_err();
+        assert!(
+            e.starts_with("/f.toml: `crust.runtime.hooks_dir`: every entry must be an absolute"),
             "{e}"
         );
     }

@@ -1,4 +1,5 @@
-//! `CreateContainer`: writable layer + overlay rootfs, OCI bundle, then the monitor runs
+//! `CreateContainer`: writable layer + overlay rootfs, OCI bundle (with the matching OCI
+//! hooks of `crust.runtime.hooks_dir`, `crate::spec::hooks`), then the monitor runs
 //! `<runtime> create`.
 //!
 //! Order and rollback: the name is reserved first (AlreadyExists before any work), then
@@ -257,12 +258,13 @@ impl Manager {
         let log = log_path(pod, &cfg, &bundle);
         undo.bundle = Some(bundle.clone());
         let spec_res = {
-            let (id, cfg, bundle, rootfs, log) = (
+            let (id, cfg, bundle, rootfs, log, hooks) = (
                 id.to_string(),
                 cfg.clone(),
                 bundle.clone(),
                 rootfs.clone(),
                 log.clone(),
+                Arc::clone(&self.hooks),
             );
             crate::blocking::run("write OCI bundle", move || {
                 let io = |op: &'static str, path: PathBuf| {
@@ -285,6 +287,11 @@ impl Manager {
                             source: Box::new(source),
                         })?;
                 without_sandbox_annotations(&mut spec);
+                let applied =
+                    spec::hooks::apply(&hooks, &mut spec, &cfg.annotations, !cfg.mounts.is_empty());
+                if !applied.is_empty() {
+                    tracing::info!(container = %id, hooks = ?applied, "OCI hooks added");
+                }
                 spec::write_config(&bundle, &spec).map_err(|source| LifecycleError::Spec {
                     name,
                     source: Box::new(source),

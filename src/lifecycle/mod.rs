@@ -70,6 +70,8 @@ pub struct Manager {
     pub config: SharedConfig,
     /// Options fixed at start-up.
     pub opts: ManagerOptions,
+    /// OCI hooks from `crust.runtime.hooks_dir`, injected by `CreateContainer`.
+    pub hooks: Arc<crust_hooks::HookManager>,
     events: broadcast::Sender<cri::ContainerEventResponse>,
 }
 
@@ -133,12 +135,15 @@ impl Manager {
             })?;
         }
         let (events, _) = broadcast::channel(1024);
+        tracing::info!(dirs = ?c.runtime.hooks_dir, "OCI hook directories");
+        let hooks = Arc::new(crust_hooks::HookManager::new(c.runtime.hooks_dir.clone()));
         Ok(Self {
             state,
             handlers,
             images,
             config,
             opts,
+            hooks,
             events,
         })
     }

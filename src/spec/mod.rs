@@ -14,12 +14,14 @@
 //! - [`seccomp`]: profile selection and the built-in default profile;
 //! - [`resources`]: cgroup resources and the clamped `oom_score_adj`;
 //! - [`namespaces`]: the pod's namespaces;
+//! - [`hooks`]: OCI hooks from the `hooks.d` directories (applied by `CreateContainer`);
 //! - [`host`]: the host facts (devices, capability bounding set, swap) behind a seam.
 //!
 //! Everything wrong in a request is [`SpecError::InvalidArgument`] naming the field.
 
 pub mod caps;
 mod error;
+pub mod hooks;
 pub mod host;
 pub mod mounts;
 pub mod namespaces;
