@@ -9,6 +9,7 @@
 //! Paths:
 //! - `<root>/state/{pods,containers}/<id>.json`: records (survive reboots).
 //! - `<runroot>/pods/<id>/`: pinned namespaces, hostname/hosts/resolv.conf, shm.
+//! - `<root>/cni/<pod id>.json` (`[crust.network] cache_dir`): CNI attachment records.
 //! - `<runroot>/containers/<id>/`: OCI bundle (`config.json`, runtime pid file, monitor log).
 //! - `<runroot>/exits/<id>`: exit files the monitors write (one inotify watch for all).
 //! - `<runroot>/sock/<id prefix>`: monitor control sockets (kept short: `sun_path` is 108
@@ -30,6 +31,7 @@ pub use error::LifecycleError;
 use crate::cgroups::Driver;
 use crate::config::{CrustConfig, SharedConfig};
 use crate::image::ImageService;
+use crate::network::NetworkManager;
 use crate::runtime::{Handler, Handlers};
 use crate::state::{Container, Lookup, Pod, StateStore};
 
@@ -70,6 +72,8 @@ pub struct Manager {
     pub config: SharedConfig,
     /// Options fixed at start-up.
     pub opts: ManagerOptions,
+    /// Pod networking (CNI), configured by `[crust.network]` at start-up.
+    pub network: Arc<NetworkManager>,
     events: broadcast::Sender<cri::ContainerEventResponse>,
 }
 
@@ -132,6 +136,15 @@ impl Manager {
                 source,
             })?;
         }
+        let cache_dir = c.network.cache_dir_for(&c.root);
+        std::fs::create_dir_all(&cache_dir).map_err(|source| LifecycleError::Io {
+            op: "create directory",
+            path: cache_dir.clone(),
+            source,
+        })?;
+        let network = NetworkManager::new(&c.network, &c.root).map_err(|e| {
+            LifecycleError::precondition("the network attachment cache", e.full_message())
+        })?;
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
             state,
@@ -139,6 +152,7 @@ impl Manager {
             images,
             config,
             opts,
+            network: Arc::new(network),
             events,
         })
     }
