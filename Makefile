@@ -1,7 +1,7 @@
 # crust developer entry points. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help build release monitor-static run test test-deps bench bench-hooks lint
+.PHONY: help build release monitor-static run cni-default test test-deps bench bench-hooks lint
 
 # The monitor and pause binaries run once per container/pod, so they are built static,
 # non-PIE, size-optimised and without unwinding (conmon-rs/README.md has the measurements).
@@ -23,7 +23,19 @@ monitor-static: ## Rebuild target/release/crust-{monitor,pause} static and size-
 
 run: build ## Build and run the daemon as root with its embedded default config
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make run: crust needs root (try: sudo make run)" >&2; exit 1; fi
+	$(MAKE) cni-default
 	./target/debug/crust
+
+CNI_NET_DIR ?= /etc/cni/net.d
+
+cni-default: ## Install contrib/cni/10-crust-bridge.conflist into $(CNI_NET_DIR) if it has no CNI config
+	@mkdir -p $(CNI_NET_DIR)
+	@if [ -n "$$(find $(CNI_NET_DIR) -maxdepth 1 \( -name '*.conf' -o -name '*.conflist' -o -name '*.json' \) -print -quit)" ]; then \
+		echo "cni-default: $(CNI_NET_DIR) already has a CNI config; leaving it alone"; \
+	else \
+		install -m 0644 contrib/cni/10-crust-bridge.conflist $(CNI_NET_DIR)/10-crust-bridge.conflist; \
+		echo "cni-default: installed $(CNI_NET_DIR)/10-crust-bridge.conflist (bridge crust0, 10.87.0.0/16)"; \
+	fi
 
 test-deps: ## Install the system packages the tests need (Debian 12, idempotent)
 	./scripts/install-test-deps.sh
@@ -32,7 +44,7 @@ test: test-deps ## Install test deps, then run every test suite (unit + end-to-e
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-bench: test-deps release ## Pull and pod/container lifecycle benchmarks (release build)
+bench: test-deps release ## Pull, pod/container lifecycle and CNI network benchmarks (release build)
 	$(CARGO) bench --bench crust-bench
 
 bench-hooks: ## OCI hooks: per-create re-scan cost next to a bare read_dir+stat floor

@@ -12,6 +12,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod lifecycle;
+mod network;
 
 use std::io::Read;
 use std::process::Command;
@@ -140,6 +141,10 @@ fn floor_run(img: &Image) -> Result<Duration> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
+    // CRUST_BENCH_ONLY=network: the pod networking benchmark alone.
+    if std::env::var("CRUST_BENCH_ONLY").as_deref() == Ok("network") {
+        return network::run().await;
+    }
     let reg = Registry::start()?;
     let img = build()?;
     let compressed: usize = img.layers.iter().map(|l| l.blob.len()).sum();
@@ -199,5 +204,6 @@ async fn main() -> Result<()> {
         verdict(crust_ms <= 1.50 * floor_ms)
     );
     lifecycle::run().await?;
+    network::run().await?;
     Ok(())
 }

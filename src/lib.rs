@@ -20,6 +20,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod logging;
 pub mod monitor;
+pub mod network;
 pub mod registries;
 pub mod runtime;
 pub mod sandbox;

@@ -10,6 +10,7 @@
 pub mod duration;
 pub mod flags;
 pub mod load;
+pub mod network;
 pub mod print;
 pub mod runtime;
 
@@ -55,6 +56,8 @@ pub struct CrustConfig {
     pub image: ImageConfig,
     /// `[crust.runtime]`.
     pub runtime: runtime::RuntimeConfig,
+    /// `[crust.network]`.
+    pub network: network::NetworkConfig,
 }
 
 impl Default for CrustConfig {
@@ -68,6 +71,7 @@ impl Default for CrustConfig {
             api: ApiConfig::default(),
             image: ImageConfig::default(),
             runtime: runtime::RuntimeConfig::default(),
+            network: network::NetworkConfig::default(),
         }
     }
 }
@@ -217,6 +221,7 @@ impl Config {
             }
         }
         errs.extend(c.runtime.validate());
+        errs.extend(c.network.validate());
         errs
     }
 

@@ -9,6 +9,7 @@
 //! Paths:
 //! - `<root>/state/{pods,containers}/<id>.json`: records (survive reboots).
 //! - `<runroot>/pods/<id>/`: pinned namespaces, hostname/hosts/resolv.conf, shm.
+//! - `<root>/cni/<pod id>.json` (`[crust.network] cache_dir`): CNI attachment records.
 //! - `<runroot>/containers/<id>/`: OCI bundle (`config.json`, runtime pid file, monitor log).
 //! - `<runroot>/exits/<id>`: exit files the monitors write (one inotify watch for all).
 //! - `<runroot>/sock/<id prefix>`: monitor control sockets (kept short: `sun_path` is 108
@@ -30,6 +31,7 @@ pub use error::LifecycleError;
 use crate::cgroups::Driver;
 use crate::config::{CrustConfig, SharedConfig};
 use crate::image::ImageService;
+use crate::network::NetworkManager;
 use crate::runtime::{Handler, Handlers};
 use crate::state::{Container, Lookup, Pod, StateStore};
 
@@ -72,6 +74,8 @@ pub struct Manager {
     pub opts: ManagerOptions,
     /// OCI hooks from `crust.runtime.hooks_dir`, injected by `CreateContainer`.
     pub hooks: Arc<crust_hooks::HookManager>,
+    /// Pod networking (CNI), configured by `[crust.network]` at start-up.
+    pub network: Arc<NetworkManager>,
     events: broadcast::Sender<cri::ContainerEventResponse>,
 }
 
@@ -134,6 +138,15 @@ impl Manager {
                 source,
             })?;
         }
+        let cache_dir = c.network.cache_dir_for(&c.root);
+        std::fs::create_dir_all(&cache_dir).map_err(|source| LifecycleError::Io {
+            op: "create directory",
+            path: cache_dir.clone(),
+            source,
+        })?;
+        let network = NetworkManager::new(&c.network, &c.root).map_err(|e| {
+            LifecycleError::precondition("the network attachment cache", e.full_message())
+        })?;
         let (events, _) = broadcast::channel(1024);
         tracing::info!(dirs = ?c.runtime.hooks_dir, "OCI hook directories");
         let hooks = Arc::new(crust_hooks::HookManager::new(c.runtime.hooks_dir.clone()));
@@ -144,6 +157,7 @@ impl Manager {
             config,
             opts,
             hooks,
+            network: Arc::new(network),
             events,
         })
     }

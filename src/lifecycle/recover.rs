@@ -9,6 +9,11 @@
 //!   died, the pod is not ready any more and the kubelet recreates it.
 //! - Leftovers of a crash mid-create or mid-remove (a writable layer or bundle with no
 //!   record) are deleted, and their runtime state removed.
+//! - Pod networks: CNI attachments cached for pods crust no longer knows (a crash
+//!   mid-RunPodSandbox) are DELeted, then a CNI 1.1 network gets its GC verb
+//!   (`NetworkManager::gc`); sandbox directories without a record (pinned namespaces,
+//!   shm) are released after that DEL. The config watcher starts, and attachments of
+//!   ready pods are CHECKed in the background (logged, never fatal).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -63,11 +68,61 @@ impl Manager {
             self.reconcile_container(&c).await;
         }
         self.remove_orphans(&known).await;
+        self.recover_network().await;
         tracing::info!(
             pods = self.state.pods().len(),
             containers = self.state.containers().len(),
             "state recovered"
         );
+    }
+
+    /// Network GC, orphan sandbox directories, the config watcher and background CHECKs.
+    async fn recover_network(self: &Arc<Self>) {
+        let pods = self.state.pods();
+        let known: HashSet<String> = pods.iter().map(|p| p.id.clone()).collect();
+        let released = self.network.gc(&known).await;
+        if !released.is_empty() {
+            tracing::info!(pods = ?released, "released network attachments of unknown pods");
+        }
+        let dir = self.opts.runroot.join("pods");
+        let known2 = known.clone();
+        let _ = crate::blocking::run("remove orphan pod directories", move || {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                return;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if known2.contains(&name) {
+                    continue;
+                }
+                let p = e.path();
+                tracing::warn!(pod = %name, dir = %p.display(), "removing the sandbox directory of an unknown pod");
+                let _ = crate::sandbox::files::unmount_shm(&p.join("shm"));
+                let _ = crate::sandbox::ns::unpin(&p.join("ns"));
+                let _ = std::fs::remove_dir_all(&p);
+            }
+        })
+        .await;
+        tokio::spawn(Arc::clone(&self.network).watch());
+        let ready: Vec<String> = pods
+            .iter()
+            .filter(|p| {
+                let r = p.record();
+                r.state == PodState::Ready && r.network.is_some()
+            })
+            .map(|p| p.id.clone())
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let network = Arc::clone(&self.network);
+        tokio::spawn(async move {
+            for id in ready {
+                if let Err(e) = network.check(&id).await {
+                    tracing::warn!(pod = %id, error = %e.full_message(), "CNI CHECK of a recovered pod failed");
+                }
+            }
+        });
     }
 
     async fn reconcile_pod(self: &Arc<Self>, pod: &Arc<Pod>) {

@@ -4,6 +4,12 @@
 //! and kept alive by bind mounts under `<runroot>/pods/<id>/ns` (what CRI-O's `pinns`
 //! does), so a pod costs no process and starts in a few milliseconds. Only a pod-level
 //! pid namespace (`NamespaceMode::POD`) needs a process to exist: `crust-pause` holds it.
+//!
+//! Networking: a pod with its own network namespace is attached to the default CNI
+//! network (`crate::network`) once the namespace is pinned and before `RunPodSandbox`
+//! returns, as CRI-O does; its addresses go into the pod record and `/etc/hosts`. A
+//! failing ADD is DELeted by the network manager and the sandbox is torn down, so nothing
+//! is left. Host-network pods never involve CNI.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +21,8 @@ use super::files::{self, DnsSettings};
 use super::ns::{self, NsKind};
 use super::pause;
 use crate::lifecycle::{LifecycleError, Manager};
+use crate::network::{self, AttachRequest, Capabilities, NetworkError};
+use crate::state::records::PodNetworkRecord;
 use crate::state::{PauseRecord, PidMode, Pod, PodRecord, PodState, new_id, now_nanos};
 
 /// Size of the pod's `/dev/shm` (Docker's and the kubelet's default).
@@ -98,6 +106,100 @@ fn sandbox_err<'a>(
         message,
         invalid,
     }
+}
+
+/// CNI runtime capabilities from the pod config: host port mappings (CRI `PortMapping`
+/// with a host port; ports without one are informational in Kubernetes), bandwidth from
+/// the `kubernetes.io/*-bandwidth` annotations and the pod's DNS settings.
+pub fn capabilities(config: &cri::PodSandboxConfig) -> Result<Capabilities, LifecycleError> {
+    let mut caps = Capabilities::default();
+    for (i, p) in config.port_mappings.iter().enumerate() {
+        if p.host_port <= 0 {
+            continue;
+        }
+        let field = |f: &str| format!("config.port_mappings[{i}].{f}");
+        if p.host_port > 65535 {
+            return Err(LifecycleError::invalid(
+                field("host_port"),
+                p.host_port.to_string(),
+                "must be 1-65535",
+            ));
+        }
+        if !(1..=65535).contains(&p.container_port) {
+            return Err(LifecycleError::invalid(
+                field("container_port"),
+                p.container_port.to_string(),
+                "must be 1-65535",
+            ));
+        }
+        if !p.host_ip.is_empty() && p.host_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(LifecycleError::invalid(
+                field("host_ip"),
+                p.host_ip.clone(),
+                "not an IP address",
+            ));
+        }
+        let protocol = match cri::Protocol::try_from(p.protocol) {
+            Ok(cri::Protocol::Tcp) => "tcp",
+            Ok(cri::Protocol::Udp) => "udp",
+            Ok(cri::Protocol::Sctp) => "sctp",
+            Err(_) => {
+                return Err(LifecycleError::invalid(
+                    field("protocol"),
+                    p.protocol.to_string(),
+                    "unknown protocol",
+                ));
+            }
+        };
+        caps.port_mappings.push(network::PortMapping {
+            protocol,
+            container_port: p.container_port,
+            host_port: p.host_port,
+            host_ip: p.host_ip.clone(),
+        });
+    }
+    caps.bandwidth = network::caps::bandwidth(&config.annotations).map_err(network_err_for(""))?;
+    caps.dns = config.dns_config.as_ref().map(|d| network::DnsCapability {
+        servers: d.servers.clone(),
+        searches: d.searches.clone(),
+        options: d.options.clone(),
+    });
+    Ok(caps)
+}
+
+/// Network errors as lifecycle errors: bad input stays InvalidArgument, a missing or
+/// unusable config is FailedPrecondition, plugin failures name the network and plugin.
+fn network_err_for(id: &str) -> impl FnOnce(NetworkError) -> LifecycleError + '_ {
+    move |e| match e {
+        NetworkError::InvalidArgument {
+            field,
+            value,
+            reason,
+        } => LifecycleError::invalid(field, value, reason),
+        NetworkError::NotReady { .. } => {
+            LifecycleError::precondition(format!("pod sandbox {id}"), e.full_message())
+        }
+        other => LifecycleError::Sandbox {
+            op: "set up the pod network",
+            id: id.to_string(),
+            message: other.full_message(),
+            invalid: false,
+        },
+    }
+}
+
+/// `/etc/hosts` of a pod with addresses: the kubelet's managed layout, the pod's IPs
+/// mapped to its hostname instead of the loopback alias.
+fn hosts_with_ips(hostname: &str, ips: &[String]) -> String {
+    let mut s: String = files::hosts_content(hostname)
+        .lines()
+        .filter(|l| !l.starts_with("127.0.1.1\t"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for ip in ips {
+        s.push_str(&format!("{ip}\t{hostname}\n"));
+    }
+    s
 }
 
 /// What the blocking setup produced.
@@ -226,6 +328,11 @@ impl Manager {
         handler: String,
     ) -> Result<(), LifecycleError> {
         let choice = namespace_choice(&config);
+        let caps = if choice.host_network {
+            None
+        } else {
+            Some(capabilities(&config)?)
+        };
         let hostname = if choice.host_network {
             rustix::system::uname()
                 .nodename()
@@ -254,6 +361,60 @@ impl Manager {
             })
             .await??
         };
+        let undo = |with_network: bool| {
+            let me = Arc::clone(self);
+            let (id, dir, shm, pause) = (id.to_string(), dir.clone(), s.shm.clone(), s.pause);
+            async move {
+                if with_network && let Err(e) = me.network.detach(&id).await {
+                    tracing::error!(pod = %id, error = %e.full_message(), "DEL while undoing a pod sandbox failed");
+                }
+                let _ = crate::blocking::run("undo pod sandbox", move || {
+                    teardown(&dir, shm.as_deref(), pause)
+                })
+                .await;
+            }
+        };
+        let mut network = None;
+        if let (Some(caps), Some(netns)) = (caps, s.pinned.net.clone()) {
+            let meta = config.metadata.clone().unwrap_or_default();
+            let req = AttachRequest {
+                pod_id: id.to_string(),
+                name: meta.name,
+                namespace: meta.namespace,
+                uid: meta.uid,
+                netns,
+                capabilities: caps,
+            };
+            match self.network.attach(req).await {
+                Ok(net) => {
+                    network = net.map(|n| PodNetworkRecord {
+                        network: n.network,
+                        interface: n.interface,
+                        ips: n.ips.iter().map(ToString::to_string).collect(),
+                    });
+                }
+                Err(e) => {
+                    undo(false).await;
+                    return Err(network_err_for(id)(e));
+                }
+            }
+        }
+        if let Some(n) = network.as_ref().filter(|n| !n.ips.is_empty()) {
+            let (path, text) = (dir.join("hosts"), hosts_with_ips(&hostname, &n.ips));
+            let written = crate::blocking::run("write hosts", move || {
+                files::write_atomic(&path, text.as_bytes())
+            })
+            .await;
+            let failed = match written {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = failed {
+                undo(true).await;
+                return Err(sandbox_err("write hosts", id, false)(e));
+            }
+        }
         let rec = PodRecord {
             id: id.to_string(),
             config: config.encode_to_vec(),
@@ -268,20 +429,17 @@ impl Manager {
             pause: s.pause,
             shm: s.shm.clone(),
             hostname,
+            network,
         };
         let pod = match Pod::new(rec.clone()) {
             Ok(p) => Arc::new(p),
             Err(e) => {
-                teardown(&dir, s.shm.as_deref(), s.pause);
+                undo(true).await;
                 return Err(LifecycleError::invalid("config", "", e.to_string()));
             }
         };
         if let Err(e) = self.save_pod(rec).await {
-            let shm = s.shm.clone();
-            let _ = crate::blocking::run("undo pod sandbox", move || {
-                teardown(&dir, shm.as_deref(), s.pause)
-            })
-            .await;
+            undo(true).await;
             return Err(e);
         }
         self.state.insert_pod(pod);

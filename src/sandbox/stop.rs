@@ -4,6 +4,11 @@
 //! idempotent; RemovePodSandbox "forcibly" removes the pod and its containers and must not
 //! fail when the pod is already gone. Containers are stopped concurrently with no grace
 //! period (the kubelet already gave each its grace through StopContainer).
+//!
+//! The pod's CNI attachment is DELeted (from the cached config and result, so it works
+//! after a daemon restart or a config change) while the network namespace is still
+//! pinned, then the namespaces are released: CRI-O's order. A failing DEL fails the stop
+//! and keeps the cache record, so the kubelet's retry runs it again.
 
 use std::sync::Arc;
 
@@ -28,6 +33,10 @@ impl Manager {
         for r in futures::future::join_all(stops).await {
             r?;
         }
+        self.network
+            .detach(&pod.id)
+            .await
+            .map_err(|e| sandbox("tear down the pod network", &pod.id, e.full_message()))?;
         let rec = pod.record();
         let (dir, shm, p) = (rec.dir.clone(), rec.shm.clone(), rec.pause);
         let pod_id = pod.id.clone();

@@ -1,10 +1,14 @@
 //! `Status` (CRI RuntimeService).
 //!
 //! The kubelet needs both `RuntimeReady` and `NetworkReady` conditions (CRI api.proto,
-//! "Required conditions"). The runtime side is ready once the daemon serves; pod
-//! networking (CNI) is not implemented yet, so `NetworkReady` is false with the reason
-//! CRI-O and containerd use for a missing CNI config, `NetworkPluginNotReady`.
-//! With `verbose`, `info["config"]` holds the effective config as JSON (like CRI-O).
+//! "Required conditions"). The runtime side is ready once the daemon serves;
+//! `NetworkReady` follows the CNI config directory (`crate::network`): true once a usable
+//! default network exists (and, for CNI 1.1 configs, its plugins answer STATUS), else
+//! false with the reason CRI-O and containerd use, `NetworkPluginNotReady`, and a message
+//! saying what is missing. The directory is re-read when it changes, so a CNI DaemonSet
+//! installing its config makes the node ready without a restart.
+//! With `verbose`, `info["config"]` holds the effective config as JSON (like CRI-O) and
+//! `info["network"]` the network state.
 
 use std::collections::HashMap;
 
@@ -13,17 +17,31 @@ use tonic::Status;
 
 use super::Context;
 use crate::config::{self, Config};
+use crate::network::Readiness;
 
 /// CRI condition type: the runtime is up.
 pub const RUNTIME_READY: &str = "RuntimeReady";
 /// CRI condition type: pod networking is ready.
 pub const NETWORK_READY: &str = "NetworkReady";
+/// Reason of a false `NetworkReady` (CRI-O's and containerd's).
+pub const NETWORK_NOT_READY_REASON: &str = "NetworkPluginNotReady";
 
 /// Handle `Status`.
 pub async fn handle(ctx: &Context, req: cri::StatusRequest) -> Result<cri::StatusResponse, Status> {
-    let mut resp = response(&config::current(&ctx.config), req.verbose);
+    let readiness = ctx.lifecycle.network.status().await;
+    let mut resp = response(&config::current(&ctx.config), req.verbose, &readiness);
     resp.runtime_handlers = runtime_handlers(&ctx.lifecycle.handlers);
     if req.verbose {
+        let net = ctx.lifecycle.network.config();
+        let v = serde_json::json!({
+            "networkDir": net.network_dir,
+            "pluginDirs": net.plugin_dirs,
+            "defaultNetwork": match &readiness {
+                Readiness::Ready { network } => network.as_str(),
+                Readiness::NotReady { .. } => "",
+            },
+        });
+        resp.info.insert("network".to_owned(), v.to_string());
         let handlers: serde_json::Map<String, serde_json::Value> = ctx
             .lifecycle
             .handlers
@@ -73,8 +91,22 @@ pub fn runtime_handlers(handlers: &crate::runtime::Handlers) -> Vec<cri::Runtime
     out
 }
 
-/// The answer for a given config.
-pub fn response(config: &Config, verbose: bool) -> cri::StatusResponse {
+/// The answer for a given config and network state.
+pub fn response(config: &Config, verbose: bool, network: &Readiness) -> cri::StatusResponse {
+    let net = match network {
+        Readiness::Ready { .. } => cri::RuntimeCondition {
+            r#type: NETWORK_READY.to_owned(),
+            status: true,
+            reason: String::new(),
+            message: String::new(),
+        },
+        Readiness::NotReady { message } => cri::RuntimeCondition {
+            r#type: NETWORK_READY.to_owned(),
+            status: false,
+            reason: NETWORK_NOT_READY_REASON.to_owned(),
+            message: format!("Network plugin returns error: {message}"),
+        },
+    };
     let conditions = vec![
         cri::RuntimeCondition {
             r#type: RUNTIME_READY.to_owned(),
@@ -82,12 +114,7 @@ pub fn response(config: &Config, verbose: bool) -> cri::StatusResponse {
             reason: String::new(),
             message: String::new(),
         },
-        cri::RuntimeCondition {
-            r#type: NETWORK_READY.to_owned(),
-            status: false,
-            reason: "NetworkPluginNotReady".to_owned(),
-            message: "crust: pod networking (CNI) is not implemented yet".to_owned(),
-        },
+        net,
     ];
     let mut info = HashMap::new();
     if verbose {
@@ -108,14 +135,27 @@ mod tests {
 
     #[test]
     fn conditions_and_verbose_config() {
-        let r = response(&Config::default(), false);
+        let not_ready = Readiness::NotReady {
+            message: "no CNI configuration file in /etc/cni/net.d".into(),
+        };
+        let r = response(&Config::default(), false, &not_ready);
         let conds = r.status.unwrap().conditions;
         assert!(conds.iter().any(|c| c.r#type == RUNTIME_READY && c.status));
         let net = conds.iter().find(|c| c.r#type == NETWORK_READY).unwrap();
         assert!(!net.status);
         assert_eq!(net.reason, "NetworkPluginNotReady");
+        assert!(net.message.contains("no CNI configuration file"), "{net:?}");
         assert!(r.info.is_empty());
-        let r = response(&Config::default(), true);
+        let ready = Readiness::Ready {
+            network: "crust".into(),
+        };
+        let conds = response(&Config::default(), false, &ready)
+            .status
+            .unwrap()
+            .conditions;
+        let net = conds.iter().find(|c| c.r#type == NETWORK_READY).unwrap();
+        assert!(net.status && net.reason.is_empty());
+        let r = response(&Config::default(), true, &not_ready);
         let v: serde_json::Value = serde_json::from_str(&r.info["config"]).unwrap();
         assert_eq!(v["crust"]["root"], "/var/lib/crust");
     }

@@ -72,6 +72,21 @@ pub struct PodRecord {
     pub shm: Option<PathBuf>,
     /// The hostname containers get.
     pub hostname: String,
+    /// The pod's CNI attachment (`None`: host network, or no CNI config installed).
+    #[serde(default)]
+    pub network: Option<PodNetworkRecord>,
+}
+
+/// What CNI gave a pod (the attachment's full inputs and result live in the network
+/// cache, `crate::network::cache`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodNetworkRecord {
+    /// Network name.
+    pub network: String,
+    /// Interface in the pod (`eth0`).
+    pub interface: String,
+    /// Addresses, IPv4 first (`PodSandboxStatus.network.ip`, then `additional_ips`).
+    pub ips: Vec<String>,
 }
 
 /// Lifecycle state of a container (CRI `ContainerState`).

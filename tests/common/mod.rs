@@ -6,6 +6,7 @@ pub mod cri;
 pub mod daemon;
 pub mod image;
 pub mod leftovers;
+pub mod net;
 pub mod registry;
 
 use std::path::Path;
