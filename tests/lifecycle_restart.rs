@@ -151,7 +151,10 @@ async fn containers_survive_a_daemon_kill_9() -> Result<()> {
 async fn hundred_cycles_leave_nothing_behind() -> Result<()> {
     let w = World::new().await?;
     let mut pod = String::new();
-    let script = "trap 'exit 0' TERM; sleep 3600 & wait";
+    let mut pod_cfg = w.pod_config("cycles");
+    // `ready` is printed once the trap is installed: a SIGTERM that arrived earlier would
+    // hit a shell (pid 1) without a handler, be ignored, and the stop would end in SIGKILL.
+    let script = "trap 'exit 0' TERM; echo ready; sleep 3600 & wait";
     let t = Instant::now();
     for i in 0..100 {
         // A new pod every 25 cycles, so pinned namespaces and pod files are cycled too.
@@ -167,10 +170,12 @@ async fn hundred_cycles_leave_nothing_behind() -> Result<()> {
                 })
                 .await?;
             }
-            pod = w.run_pod(&w.pod_config("cycles")).await?;
+            pod_cfg = w.pod_config("cycles");
+            pod = w.run_pod(&pod_cfg).await?;
         }
+        let cfg = w.ctr_config("cycle", &["sh", "-c", script]);
         let id = w
-            .run(&pod, &w.ctr_config("cycle", &["sh", "-c", script]))
+            .run(&pod, &cfg)
             .await
             .with_context(|| format!("cycle {i}"))?;
         w.wait_state(
@@ -179,6 +184,11 @@ async fn hundred_cycles_leave_nothing_behind() -> Result<()> {
             Duration::from_secs(10),
         )
         .await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !w.output(&pod_cfg, &cfg).unwrap_or_default().contains("ready") {
+            assert!(Instant::now() < deadline, "cycle {i}: never became ready");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         w.stop(&id, 10)
             .await
             .with_context(|| format!("cycle {i}"))?;

@@ -110,7 +110,7 @@ pub fn pod_status(p: &Pod) -> cri::PodSandboxStatus {
         metadata: p.config.metadata.clone(),
         state: pod_state(r.state) as i32,
         created_at: r.created_at,
-        network: Some(cri::PodSandboxNetworkStatus::default()),
+        network: Some(network_status(r.network.as_ref())),
         linux: Some(cri::LinuxPodSandboxStatus {
             namespaces: Some(cri::Namespace {
                 options: Some(ns.unwrap_or_default()),
@@ -119,6 +119,23 @@ pub fn pod_status(p: &Pod) -> cri::PodSandboxStatus {
         labels: p.config.labels.clone(),
         annotations: p.config.annotations.clone(),
         runtime_handler: r.runtime_handler.clone(),
+    }
+}
+
+/// `PodSandboxNetworkStatus` from the pod's CNI addresses (empty without CNI): the first
+/// IPv4 (else IPv6) as `ip`, the others as `additional_ips` (the kubelet reads dual-stack
+/// pod IPs this way). Also used by pod events, so evented PLEG sees the pod IP.
+pub fn network_status(
+    net: Option<&crate::state::records::PodNetworkRecord>,
+) -> cri::PodSandboxNetworkStatus {
+    let ips = net.map(|n| n.ips.as_slice()).unwrap_or_default();
+    cri::PodSandboxNetworkStatus {
+        ip: ips.first().cloned().unwrap_or_default(),
+        additional_ips: ips
+            .iter()
+            .skip(1)
+            .map(|ip| cri::PodIp { ip: ip.clone() })
+            .collect(),
     }
 }
 
@@ -175,5 +192,26 @@ mod tests {
         assert!(labels_match(&l, &s));
         s.insert("b".to_string(), "3".to_string());
         assert!(!labels_match(&l, &s));
+    }
+
+    #[test]
+    fn network_status_primary_and_additional() {
+        assert_eq!(
+            network_status(None),
+            cri::PodSandboxNetworkStatus::default()
+        );
+        let n = crate::state::records::PodNetworkRecord {
+            network: "crust".into(),
+            interface: "eth0".into(),
+            ips: vec!["10.87.0.5".into(), "fd87::5".into()],
+        };
+        let s = network_status(Some(&n));
+        assert_eq!(s.ip, "10.87.0.5");
+        assert_eq!(
+            s.additional_ips,
+            vec![cri::PodIp {
+                ip: "fd87::5".into()
+            }]
+        );
     }
 }

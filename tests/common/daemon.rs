@@ -56,7 +56,15 @@ impl Daemon {
     /// Write config files into `base` and start the daemon.
     pub async fn start(base: &Path, registries: &str) -> Result<Self> {
         std::fs::create_dir_all(base)?;
-        std::fs::write(base.join("crust.toml"), "")?;
+        // An empty CNI config dir of its own: the node's /etc/cni/net.d (a `make run` or an
+        // installed package may have filled it) must not change what a test sees. Tests
+        // that want a network point `[crust.network]` elsewhere with a drop-in.
+        let net_d = base.join("net.d");
+        std::fs::create_dir_all(&net_d)?;
+        std::fs::write(
+            base.join("crust.toml"),
+            format!("[crust.network]\nnetwork_dir = {:?}\n", net_d.display().to_string()),
+        )?;
         std::fs::create_dir_all(base.join("crust.conf.d"))?;
         std::fs::write(base.join("registries.conf"), registries)?;
         let mut d = Daemon {
