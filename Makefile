@@ -1,7 +1,7 @@
 # crust developer entry points. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help build release monitor-static run test test-deps bench lint
+.PHONY: help build release monitor-static run test test-deps bench lint package package-test
 
 # The monitor and pause binaries run once per container/pod, so they are built static,
 # non-PIE, size-optimised and without unwinding (conmon-rs/README.md has the measurements).
@@ -31,6 +31,7 @@ test-deps: ## Install the system packages the tests need (Debian 12, idempotent)
 test: test-deps ## Install test deps, then run every test suite (unit + end-to-end)
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+	$(MAKE) package-test
 
 bench: test-deps release ## Pull and pod/container lifecycle benchmarks (release build)
 	$(CARGO) bench --bench crust-bench
@@ -38,3 +39,9 @@ bench: test-deps release ## Pull and pod/container lifecycle benchmarks (release
 lint: ## rustfmt --check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+package: release ## Release build, then the DEB and RPM into target/package/ (scripts/package.sh)
+	./scripts/package.sh
+
+package-test: test-deps package ## Build the packages, dpkg -i the DEB here, check it, list the RPM, purge
+	./scripts/package-test.sh

@@ -10,6 +10,8 @@
 pub mod duration;
 pub mod flags;
 pub mod load;
+pub mod man;
+pub mod metrics;
 pub mod print;
 pub mod runtime;
 
@@ -55,6 +57,8 @@ pub struct CrustConfig {
     pub image: ImageConfig,
     /// `[crust.runtime]`.
     pub runtime: runtime::RuntimeConfig,
+    /// `[crust.metrics]`.
+    pub metrics: metrics::MetricsConfig,
 }
 
 impl Default for CrustConfig {
@@ -68,6 +72,7 @@ impl Default for CrustConfig {
             api: ApiConfig::default(),
             image: ImageConfig::default(),
             runtime: runtime::RuntimeConfig::default(),
+            metrics: metrics::MetricsConfig::default(),
         }
     }
 }
