@@ -1,7 +1,7 @@
 # crust developer entry points. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help build release monitor-static run cni-default test test-deps bench bench-hooks lint
+.PHONY: help build release monitor-static run cni-default test test-deps bench bench-hooks lint package package-test
 
 # The monitor and pause binaries run once per container/pod, so they are built static,
 # non-PIE, size-optimised and without unwinding (conmon-rs/README.md has the measurements).
@@ -43,6 +43,7 @@ test-deps: ## Install the system packages the tests need (Debian 12, idempotent)
 test: test-deps ## Install test deps, then run every test suite (unit + end-to-end)
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+	$(MAKE) package-test
 
 bench: test-deps release ## Pull, pod/container lifecycle and CNI network benchmarks (release build)
 	$(CARGO) bench --bench crust-bench
@@ -53,3 +54,9 @@ bench-hooks: ## OCI hooks: per-create re-scan cost next to a bare read_dir+stat 
 lint: ## rustfmt --check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+package: release ## Release build, then the DEB and RPM into target/package/ (scripts/package.sh)
+	./scripts/package.sh
+
+package-test: test-deps package ## Build the packages, dpkg -i the DEB here, check it, list the RPM, purge
+	./scripts/package-test.sh

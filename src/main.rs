@@ -28,6 +28,15 @@ enum Command {
     Version,
     /// Talk CRI to a runtime (crictl-like client)
     Ctl(CtlArgs),
+    /// Report (and with --repair fix) storage and state inconsistencies; daemon stopped
+    Check(crust::ops::cli::CheckArgs),
+    /// Remove all pods and containers (--images: and all images); daemon stopped
+    Wipe(crust::ops::cli::WipeArgs),
+    /// Ask the running daemon: info, config, container <id>
+    Status(crust::ops::cli::StatusArgs),
+    /// Generate man pages or shell completions (used by packaging)
+    #[command(hide = true)]
+    Generate(crust::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +83,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config::print::to_commented_toml(&config)?);
             Ok(())
         }
+        Some(Command::Generate(args)) => {
+            use clap::CommandFactory as _;
+            for path in crust::generate::run(&args, Cli::command())? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Some(Command::Check(args)) => Ok(crust::ops::cli::check(&cli.config, &args)?),
+        Some(Command::Wipe(args)) => Ok(crust::ops::cli::wipe(&cli.config, &args)?),
+        Some(Command::Status(args)) => Ok(crust::ops::cli::status(&cli.config, &args)?),
         Some(Command::Ctl(args)) => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -83,6 +102,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
+            // Before any thread exists: it removes NOTIFY_SOCKET from the environment.
+            crust::daemon::notify::take_from_env();
             let config = config::load(&cli.config)?;
             let log = crust::logging::init(config.crust.log_level, config.crust.log_format)?;
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -11,6 +11,8 @@ pub mod duration;
 pub mod flags;
 pub mod load;
 pub mod network;
+pub mod man;
+pub mod metrics;
 pub mod print;
 pub mod runtime;
 
@@ -58,6 +60,8 @@ pub struct CrustConfig {
     pub runtime: runtime::RuntimeConfig,
     /// `[crust.network]`.
     pub network: network::NetworkConfig,
+    /// `[crust.metrics]`.
+    pub metrics: metrics::MetricsConfig,
 }
 
 impl Default for CrustConfig {
@@ -72,6 +76,7 @@ impl Default for CrustConfig {
             image: ImageConfig::default(),
             runtime: runtime::RuntimeConfig::default(),
             network: network::NetworkConfig::default(),
+            metrics: metrics::MetricsConfig::default(),
         }
     }
 }

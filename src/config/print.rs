@@ -61,7 +61,11 @@ fn doc(key: &str) -> Option<&'static str> {
              # extends the built-in runc, runsc, crun and youki entries key by key; handlers\n\
              # whose binary is missing are reported unavailable."
         }
-        other => return handler_doc(other).or_else(|| super::network::doc(other)),
+        other => {
+            return handler_doc(other)
+                .or_else(|| super::network::doc(other))
+                .or_else(|| super::metrics::doc(other));
+        }
     })
 }
 

@@ -5,6 +5,7 @@
 //! ([`reload`]); SIGTERM/SIGINT stop accepting connections, give in-flight RPCs
 //! [`SHUTDOWN_GRACE`] to finish, remove the socket and return `Ok` (exit 0).
 
+pub mod notify;
 pub mod reload;
 pub mod socket;
 
@@ -81,6 +82,9 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(crate::metrics::server::MetricsError),
     /// The gRPC server failed.
     #[error("CRI server on {path:?} failed")]
     Serve {
@@ -118,7 +122,7 @@ fn create_dir(key: &'static str, path: &std::path::Path, mode: u32) -> Result<()
 /// Take an exclusive `flock` on `<root>/crust.lock` for the daemon's lifetime, as CRI-O and
 /// containerd lock their state roots: the socket check alone does not stop a second daemon
 /// started with another `--listen` from opening (and garbage-collecting) the same store.
-fn lock_root(root: &std::path::Path) -> Result<std::fs::File, DaemonError> {
+pub(crate) fn lock_root(root: &std::path::Path) -> Result<std::fs::File, DaemonError> {
     let lock = root.join("crust.lock");
     let in_use = |source: io::Error| DaemonError::RootInUse {
         path: root.to_owned(),
@@ -153,13 +157,20 @@ pub struct Running {
     /// The exit watcher (aborted at shutdown).
     exits: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
+    /// The metrics endpoint, when enabled.
+    metrics: Option<crate::metrics::server::MetricsServer>,
+    /// `crust.root` (the clean-shutdown marker lives there).
+    root: PathBuf,
     /// Held (never read) so the root stays locked until the daemon is dropped.
     _root_lock: std::fs::File,
 }
 
 /// The lifecycle manager: runtime handlers from `[crust.runtime]`, helper binaries, and
 /// the node facts containers depend on.
-fn lifecycle(config: &Config, images: Arc<ImageService>) -> Result<Arc<Manager>, DaemonError> {
+pub(crate) fn lifecycle(
+    config: &Config,
+    images: Arc<ImageService>,
+) -> Result<Arc<Manager>, DaemonError> {
     let c = &config.crust;
     let handlers = Handlers::from_config(c).map_err(DaemonError::Runtime)?;
     for h in handlers.all() {
@@ -209,6 +220,14 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     create_dir("crust.root", &c.root, 0o711)?;
     create_dir("crust.runroot", &c.runroot, 0o755)?;
     let root_lock = lock_root(&c.root)?;
+    let root = c.root.clone();
+    if crate::ops::marker::startup_decision(&root) == crate::ops::marker::StartupCheck::Run {
+        let cfg = config.clone();
+        let _ =
+            crate::blocking::run("storage check", move || crate::ops::check::startup(&cfg)).await;
+    } else {
+        tracing::info!("clean shutdown marker found: skipping the storage check");
+    }
     let opts = image_options(&config);
     let storage_root = opts.storage_root.clone();
     let images = ImageService::open(opts)
@@ -229,6 +248,15 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     lifecycle.recover().await;
     let exits = tokio::spawn(Arc::clone(&lifecycle).watch_exits());
     let cri = CriServer::new(Arc::clone(&ctx));
+    // Before the socket: a daemon that cannot serve its metrics fails before it serves.
+    let m = config::current(&ctx.config).crust.metrics.clone();
+    let metrics = if m.enable {
+        let manager = Some(Arc::clone(&lifecycle));
+        let served = crate::metrics::server::serve(m.address, manager).await;
+        Some(served.map_err(DaemonError::Metrics)?)
+    } else {
+        None
+    };
     let listener = socket::bind(&listen)?;
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
@@ -253,6 +281,8 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         server,
         exits,
         stop,
+        metrics,
+        root,
         _root_lock: root_lock,
     })
 }
@@ -276,9 +306,11 @@ impl Running {
             "shutting down"
         );
         let _ = self.stop.send(());
+        let mut finished_in_time = true;
         let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
             Ok(res) => server_result(&self.listen, res),
             Err(_) => {
+                finished_in_time = false;
                 tracing::warn!("in-flight RPCs did not finish in time; exiting anyway");
                 self.server.abort();
                 Ok(())
@@ -288,7 +320,16 @@ impl Running {
         // Pulled layers still waiting for their background sync: a clean stop leaves
         // nothing for recovery to redo.
         self.ctx.images.flush().await;
+        if let Some(m) = self.metrics.take() {
+            m.stop();
+        }
         socket::remove(&self.listen);
+        // Only when every RPC finished: an aborted one may have left work half-done.
+        if finished_in_time && result.is_ok() {
+            crate::ops::marker::write(&self.root).unwrap_or_else(
+                |e| tracing::warn!(error = %e, "cannot write the clean-shutdown marker"),
+            );
+        }
         tracing::info!("crust stopped");
         result
     }
@@ -317,6 +358,7 @@ pub async fn run(flags: ConfigFlags, config: Config, log: LogHandle) -> Result<(
     let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
     let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
     let mut running = start(config).await?;
+    notify::notifier().ready();
     let reason = loop {
         tokio::select! {
             res = &mut running.server => {
@@ -324,11 +366,16 @@ pub async fn run(flags: ConfigFlags, config: Config, log: LogHandle) -> Result<(
                 socket::remove(&running.listen);
                 return server_result(&running.listen, res);
             }
-            _ = hup.recv() => reload::reload(&flags, &running.ctx, &log).await,
+            _ = hup.recv() => {
+                notify::notifier().reloading();
+                reload::reload(&flags, &running.ctx, &log).await;
+                notify::notifier().ready();
+            }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }
     };
+    notify::notifier().stopping();
     running.shutdown(reason).await
 }
 

@@ -221,6 +221,7 @@ impl ImageService {
                         Ok(p) => tracing::info!(id = %p.record.id, bytes = p.downloaded, size = p.record.size, ms, "pull finished"),
                         Err(e) => tracing::warn!(ms, error = %e.full_message(), "pull failed"),
                     }
+                    crate::metrics::record_pull(res.as_ref().ok().map(|p| p.downloaded));
                     res.map_err(Arc::new)
                 }
                 .instrument(span)

@@ -73,6 +73,9 @@ impl Manager {
             return;
         }
         tracing::info!(container = %c.id, exit_code = exit.exit_code, oom = exit.oom_killed, "container exited");
+        if exit.oom_killed {
+            crate::metrics::record_oom();
+        }
         if let Err(e) = self.save_container(rec).await {
             tracing::error!(container = %c.id, error = %e.full_message(), "cannot persist exit");
         }

@@ -97,6 +97,7 @@ where
         let start = Instant::now();
         let res = fut.await;
         let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        crate::metrics::record_rpc(rpc, res.as_ref().err().map(Status::code), start.elapsed());
         match &res {
             Ok(_) => tracing::debug!(micros, "ok"),
             Err(status) => {

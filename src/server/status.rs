@@ -119,6 +119,12 @@ pub fn response(config: &Config, verbose: bool, network: &Readiness) -> cri::Sta
     let mut info = HashMap::new();
     if verbose {
         info.insert("config".to_owned(), config.to_json());
+        // `crust status config`: the commented TOML, as a JSON string like every info value.
+        let toml = config::print::to_commented_toml(config).unwrap_or_else(|e| format!("# {e}\n"));
+        info.insert(
+            "configToml".to_owned(),
+            serde_json::Value::String(toml).to_string(),
+        );
     }
     cri::StatusResponse {
         status: Some(cri::RuntimeStatus { conditions }),

@@ -9,6 +9,7 @@
 
 mod atomic;
 mod blobs;
+pub mod check;
 pub mod compression;
 mod containers;
 pub mod digest;
