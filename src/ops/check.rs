@@ -123,6 +123,27 @@ pub fn run(config: &Config, repair: bool) -> Result<Report, CheckError> {
             Err(e) => report.findings.push(bad_record(e)),
         }
     }
+    // Pods without a record that still hold a CNI attachment (a daemon killed during
+    // RunPodSandbox): their namespaces must outlive this check, because CNI DEL needs the
+    // network namespace to undo what plugins did inside and outside it (the bridge plugin
+    // skips its masquerade teardown when the netns is gone). The daemon's start-up network
+    // GC runs DEL and then removes the pod's directory, so they count as known here.
+    let cni_cache = c.network.cache_dir_for(&c.root);
+    for (id, path) in dir_names(&cni_cache) {
+        let Some(id) = id.strip_suffix(".json") else {
+            continue;
+        };
+        if known.pods.insert(id.to_string()) {
+            report.findings.push(Finding {
+                kind: "orphan-pod-network",
+                path,
+                detail: format!(
+                    "CNI attachment of pod {id}, which has no record: the daemon's start-up network GC releases it"
+                ),
+                repairable: false,
+            });
+        }
+    }
     for r in persist::load_all::<ContainerRecord>(&state.join("containers")) {
         match r {
             Ok(rec) => {
