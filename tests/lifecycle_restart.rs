@@ -185,7 +185,11 @@ async fn hundred_cycles_leave_nothing_behind() -> Result<()> {
         )
         .await?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !w.output(&pod_cfg, &cfg).unwrap_or_default().contains("ready") {
+        while !w
+            .output(&pod_cfg, &cfg)
+            .unwrap_or_default()
+            .contains("ready")
+        {
             assert!(Instant::now() < deadline, "cycle {i}: never became ready");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

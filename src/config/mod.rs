@@ -10,9 +10,9 @@
 pub mod duration;
 pub mod flags;
 pub mod load;
-pub mod network;
 pub mod man;
 pub mod metrics;
+pub mod network;
 pub mod print;
 pub mod runtime;
 

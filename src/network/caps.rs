@@ -7,8 +7,7 @@
 //!   annotations, in bits per second with the burst containerd uses (`math.MaxUint32`),
 //!   validated like the kubelet does (1 kbit to 1 Pbit),
 //! - `dns` from the pod's `DNSConfig`,
-//! - `ipRanges` when the caller has pod CIDRs (none today: `UpdateRuntimeConfig` is not
-//!   implemented).
+//! - `ipRanges` when the kubelet gave the node's pod CIDRs (`UpdateRuntimeConfig`).
 
 use std::collections::HashMap;
 

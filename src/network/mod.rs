@@ -106,6 +106,8 @@ pub struct NetworkManager {
     exec: Exec,
     cache: Cache,
     loaded: Mutex<(Signature, Arc<Loaded>)>,
+    /// Pod CIDRs from `UpdateRuntimeConfig`, passed to plugins as `ipRanges`.
+    pod_cidrs: std::sync::RwLock<Vec<String>>,
 }
 
 impl std::fmt::Debug for NetworkManager {
@@ -133,7 +135,26 @@ impl NetworkManager {
             },
             cache,
             loaded: Mutex::new((sig, Arc::new(loaded))),
+            pod_cidrs: std::sync::RwLock::new(Vec::new()),
         })
+    }
+
+    /// Remember the node's pod CIDRs (CRI `UpdateRuntimeConfig`; the kubelet sends them
+    /// again after a daemon restart, so they are not persisted, as in CRI-O). New pods get
+    /// them as the `ipRanges` capability: one range set per CIDR, i.e. per address family.
+    pub fn set_pod_cidrs(&self, cidrs: Vec<String>) {
+        match self.pod_cidrs.write() {
+            Ok(mut g) => *g = cidrs,
+            Err(poisoned) => *poisoned.into_inner() = cidrs,
+        }
+    }
+
+    /// The pod CIDRs last set by [`Self::set_pod_cidrs`].
+    pub fn pod_cidrs(&self) -> Vec<String> {
+        match self.pod_cidrs.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The network config in use.

@@ -331,7 +331,14 @@ impl Manager {
         let caps = if choice.host_network {
             None
         } else {
-            Some(capabilities(&config)?)
+            let mut caps = capabilities(&config)?;
+            caps.ip_ranges = self
+                .network
+                .pod_cidrs()
+                .into_iter()
+                .map(|c| vec![c])
+                .collect();
+            Some(caps)
         };
         let hostname = if choice.host_network {
             rustix::system::uname()

@@ -67,6 +67,11 @@ pub fn missing_field(rpc: &str, field: &str) -> Status {
     Status::invalid_argument(format!("{rpc}: {field} is required"))
 }
 
+/// `InvalidArgument` naming the field, the value and what is wrong with it.
+pub fn invalid(field: &str, value: &str, reason: &str) -> Status {
+    Status::invalid_argument(format!("{field} {value:?}: {reason}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,7 @@ pub mod stop_container;
 pub mod stop_pod_sandbox;
 pub mod unimplemented;
 pub mod update_container_resources;
+pub mod update_runtime_config;
 pub mod version;
 
 use std::future::Future;
@@ -335,6 +336,17 @@ impl RuntimeService for CriServer {
         .await
     }
 
+    async fn update_runtime_config(
+        &self,
+        request: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
+        traced(
+            "UpdateRuntimeConfig",
+            update_runtime_config::handle(&self.ctx, request.into_inner()),
+        )
+        .await
+    }
+
     async fn runtime_config(
         &self,
         request: Request<cri::RuntimeConfigRequest>,
@@ -351,7 +363,6 @@ impl RuntimeService for CriServer {
         exec(ExecRequest) -> ExecResponse, "Exec", "exec and streaming";
         attach(AttachRequest) -> AttachResponse, "Attach", "exec and streaming";
         port_forward(PortForwardRequest) -> PortForwardResponse, "PortForward", "exec and streaming";
-        update_runtime_config(UpdateRuntimeConfigRequest) -> UpdateRuntimeConfigResponse, "UpdateRuntimeConfig", "runtime config updates (pod CIDR)";
         checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse, "CheckpointContainer", "container checkpointing";
         list_metric_descriptors(ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse, "ListMetricDescriptors", "CRI metrics";
         list_pod_sandbox_metrics(ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse, "ListPodSandboxMetrics", "CRI metrics";

@@ -63,7 +63,10 @@ impl Daemon {
         std::fs::create_dir_all(&net_d)?;
         std::fs::write(
             base.join("crust.toml"),
-            format!("[crust.network]\nnetwork_dir = {:?}\n", net_d.display().to_string()),
+            format!(
+                "[crust.network]\nnetwork_dir = {:?}\n",
+                net_d.display().to_string()
+            ),
         )?;
         std::fs::create_dir_all(base.join("crust.conf.d"))?;
         std::fs::write(base.join("registries.conf"), registries)?;
