@@ -8,6 +8,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod exec;
 mod lifecycle;
 
 use std::io::Read;
@@ -130,6 +131,10 @@ fn floor_run(img: &Image) -> Result<Duration> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
+    // CRUST_BENCH=exec: only the ExecSync benchmark.
+    if std::env::var("CRUST_BENCH").as_deref() == Ok("exec") {
+        return exec::run().await;
+    }
     let reg = Registry::start()?;
     let img = build()?;
     let compressed: usize = img.layers.iter().map(|l| l.blob.len()).sum();
@@ -185,5 +190,6 @@ async fn main() -> Result<()> {
         verdict(crust_ms <= 1.50 * floor_ms)
     );
     lifecycle::run().await?;
+    exec::run().await?;
     Ok(())
 }

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 pkgs=(runc runsc skopeo umoci docker-registry busybox-static protobuf-compiler iptables
-      containernetworking-plugins libseccomp-dev pkg-config zstd jq)
+      containernetworking-plugins libseccomp-dev pkg-config zstd jq
+      python3-websockets)
 
 missing=()
 for p in "${pkgs[@]}"; do

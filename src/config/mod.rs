@@ -12,6 +12,7 @@ pub mod flags;
 pub mod load;
 pub mod print;
 pub mod runtime;
+pub mod streaming;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -55,6 +56,8 @@ pub struct CrustConfig {
     pub image: ImageConfig,
     /// `[crust.runtime]`.
     pub runtime: runtime::RuntimeConfig,
+    /// `[crust.stream]`.
+    pub stream: streaming::StreamConfig,
 }
 
 impl Default for CrustConfig {
@@ -68,6 +71,7 @@ impl Default for CrustConfig {
             api: ApiConfig::default(),
             image: ImageConfig::default(),
             runtime: runtime::RuntimeConfig::default(),
+            stream: streaming::StreamConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod image;
 pub mod leftovers;
 pub mod registry;
+pub mod stream;
 
 use std::path::Path;
 
