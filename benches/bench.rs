@@ -11,6 +11,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod exec;
 mod lifecycle;
 mod network;
 
@@ -145,6 +146,10 @@ async fn main() -> Result<()> {
     if std::env::var("CRUST_BENCH_ONLY").as_deref() == Ok("network") {
         return network::run().await;
     }
+    // CRUST_BENCH_ONLY=exec: the ExecSync benchmark alone.
+    if std::env::var("CRUST_BENCH_ONLY").as_deref() == Ok("exec") {
+        return exec::run().await;
+    }
     let reg = Registry::start()?;
     let img = build()?;
     let compressed: usize = img.layers.iter().map(|l| l.blob.len()).sum();
@@ -205,5 +210,6 @@ async fn main() -> Result<()> {
     );
     lifecycle::run().await?;
     network::run().await?;
+    exec::run().await?;
     Ok(())
 }

@@ -30,3 +30,4 @@ pub mod sandbox;
 pub mod server;
 pub mod spec;
 pub mod state;
+pub mod streaming;

@@ -1,6 +1,6 @@
 //! End-to-end tests of crust's CRI RuntimeService basics: Version, Status, pod and
-//! container RPCs answering on an empty daemon, and `Unimplemented` for the streaming
-//! RPCs a later issue implements. Pods and containers are covered in `pods.rs`,
+//! container RPCs answering on an empty daemon, streaming RPCs refusing empty ids, and
+//! `Unimplemented` for checkpointing and CRI metrics. Pods and containers are covered in `pods.rs`,
 //! `containers.rs`, `security.rs`, `stdio.rs` and `lifecycle_restart.rs`.
 #![allow(clippy::unwrap_used)]
 
@@ -9,7 +9,8 @@ mod common;
 use anyhow::Result;
 use common::Daemon;
 use crust_proto::cri::{
-    AttachRequest, ExecSyncRequest, ListContainersRequest, ListPodSandboxRequest,
+    AttachRequest, CheckpointContainerRequest, ExecSyncRequest, ListContainersRequest,
+    ListMetricDescriptorsRequest, ListPodSandboxMetricsRequest, ListPodSandboxRequest,
     PortForwardRequest, RunPodSandboxRequest, StatusRequest, StopPodSandboxRequest, VersionRequest,
 };
 use tonic::Code;
@@ -83,26 +84,44 @@ async fn pod_and_container_rpcs_answer_on_an_empty_daemon() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streaming_rpcs_are_still_unimplemented() -> Result<()> {
+async fn streaming_rpcs_reject_empty_ids_and_the_rest_is_unimplemented() -> Result<()> {
     let (d, _tmp) = daemon().await?;
     let mut c = d.runtime().await?;
-    let codes = [
+    let invalid = [
         c.exec_sync(ExecSyncRequest::default())
             .await
             .map(|_| ())
-            .unwrap_err()
-            .code(),
+            .unwrap_err(),
         c.attach(AttachRequest::default())
             .await
             .map(|_| ())
-            .unwrap_err()
-            .code(),
+            .unwrap_err(),
         c.port_forward(PortForwardRequest::default())
             .await
             .map(|_| ())
-            .unwrap_err()
-            .code(),
+            .unwrap_err(),
     ];
-    assert!(codes.iter().all(|c| *c == Code::Unimplemented), "{codes:?}");
+    for s in &invalid {
+        assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+        assert!(s.message().contains("id"), "names the field: {s:?}");
+    }
+    let unimplemented = [
+        c.checkpoint_container(CheckpointContainerRequest::default())
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        c.list_metric_descriptors(ListMetricDescriptorsRequest::default())
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        c.list_pod_sandbox_metrics(ListPodSandboxMetricsRequest::default())
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+    ];
+    for s in &unimplemented {
+        assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+        assert!(s.message().contains("not implemented"), "{s:?}");
+    }
     Ok(())
 }

@@ -19,3 +19,6 @@ pub mod cri {
 pub mod monitor {
     include!(concat!(env!("OUT_DIR"), "/crust.monitor.v1.rs"));
 }
+
+#[cfg(feature = "spdy")]
+pub mod spdy;

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod network;
 pub mod print;
 pub mod runtime;
+pub mod streaming;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -62,6 +63,8 @@ pub struct CrustConfig {
     pub network: network::NetworkConfig,
     /// `[crust.metrics]`.
     pub metrics: metrics::MetricsConfig,
+    /// `[crust.stream]`.
+    pub stream: streaming::StreamConfig,
 }
 
 impl Default for CrustConfig {
@@ -77,6 +80,7 @@ impl Default for CrustConfig {
             runtime: runtime::RuntimeConfig::default(),
             network: network::NetworkConfig::default(),
             metrics: metrics::MetricsConfig::default(),
+            stream: streaming::StreamConfig::default(),
         }
     }
 }
@@ -227,6 +231,7 @@ impl Config {
         }
         errs.extend(c.runtime.validate());
         errs.extend(c.network.validate());
+        errs.extend(c.stream.validate());
         errs
     }
 

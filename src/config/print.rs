@@ -62,7 +62,8 @@ fn doc(key: &str) -> Option<&'static str> {
              # whose binary is missing are reported unavailable."
         }
         other => {
-            return handler_doc(other)
+            return super::streaming::doc(other)
+                .or_else(|| handler_doc(other))
                 .or_else(|| super::network::doc(other))
                 .or_else(|| super::metrics::doc(other));
         }

@@ -2,6 +2,7 @@
 //! remove, resource updates, log reopening and usage.
 
 pub mod create;
+pub mod exec;
 pub mod start;
 pub mod stop;
 pub mod update;

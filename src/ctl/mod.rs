@@ -11,6 +11,7 @@ mod logs;
 mod output;
 mod pods;
 mod stats;
+pub mod stream;
 
 pub use config_json::{ConfigJsonError, Parsed, container_config, pod_config};
 pub use output::{render_table, resolve_prefix};
@@ -132,6 +133,9 @@ pub enum CtlError {
     /// A blocking task did not complete.
     #[error(transparent)]
     Blocking(#[from] crate::blocking::JoinError),
+    /// An exec/attach/port-forward session failed.
+    #[error("{}", .0.full_message())]
+    Stream(crate::streaming::StreamError),
 }
 
 /// `-o/--output` for list commands.
@@ -287,6 +291,12 @@ pub enum CtlCommand {
     Logs(logs::LogsArgs),
     /// Container resource usage (ListContainerStats)
     Stats(stats::StatsArgs),
+    /// Run a command in a running container (Exec + streaming)
+    Exec(stream::ExecArgs),
+    /// Attach to a running container's stdio (Attach + streaming)
+    Attach(stream::AttachArgs),
+    /// Forward local ports to a pod (PortForward + streaming)
+    PortForward(stream::PortForwardArgs),
 }
 
 /// The socket path of a unix endpoint.
@@ -449,6 +459,9 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
         } => containers::inspect(&mut rt, t, &containers).await,
         CtlCommand::Logs(a) => logs::logs(&mut rt, t, &a).await,
         CtlCommand::Stats(a) => stats::stats(&mut rt, t, &a).await,
+        CtlCommand::Exec(a) => stream::exec(&mut rt, t, &a).await,
+        CtlCommand::Attach(a) => stream::attach(&mut rt, t, &a).await,
+        CtlCommand::PortForward(a) => stream::port_forward(&mut rt, t, &a).await,
     }
 }
 

@@ -85,6 +85,9 @@ pub enum DaemonError {
     /// The metrics endpoint could not start.
     #[error(transparent)]
     Metrics(crate::metrics::server::MetricsError),
+    /// The streaming server (Exec/Attach/PortForward URLs) could not start.
+    #[error("cannot start the streaming server")]
+    Streaming(#[source] crate::streaming::StreamError),
     /// The gRPC server failed.
     #[error("CRI server on {path:?} failed")]
     Serve {
@@ -240,10 +243,20 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let listen = c.api.listen.clone();
     let (recv, send) = (c.api.grpc_max_recv_msg_size, c.api.grpc_max_send_msg_size);
     let lifecycle = lifecycle(&config, Arc::clone(&images))?;
+    let bad_stream = c.stream.validate();
+    if let Some((key, reason)) = bad_stream.first() {
+        return Err(DaemonError::Streaming(
+            crate::streaming::StreamError::Protocol(format!("{key}: {reason}")),
+        ));
+    }
+    let streaming = crate::streaming::StreamServer::start(&c.stream, Arc::clone(&lifecycle))
+        .await
+        .map_err(DaemonError::Streaming)?;
     let ctx = Arc::new(Context {
         config: config::shared(config),
         images,
         lifecycle: Arc::clone(&lifecycle),
+        streaming: Arc::new(streaming),
     });
     lifecycle.recover().await;
     let exits = tokio::spawn(Arc::clone(&lifecycle).watch_exits());
@@ -323,6 +336,7 @@ impl Running {
         if let Some(m) = self.metrics.take() {
             m.stop();
         }
+        self.ctx.streaming.stop();
         socket::remove(&self.listen);
         // Only when every RPC finished: an aborted one may have left work half-done.
         if finished_in_time && result.is_ok() {

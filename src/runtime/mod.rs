@@ -5,11 +5,13 @@
 //!   state roots, availability).
 //! - [`cli`]: [`OciRuntime`], the runtime CLI (`start`, `state`, `kill`, `delete`,
 //!   `update`, `pause`, `resume`). `create` is run by the monitor (`crate::monitor`).
+//! - [`exec`]: `<runtime> exec` (ExecSync, Exec): process JSON, tree kill, tty.
 //! - [`binaries`]: where runtimes and crust's helper binaries are found.
 
 pub mod binaries;
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod handlers;
 
 pub use binaries::find_binary;

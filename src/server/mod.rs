@@ -9,10 +9,13 @@
 //! Every RPC runs inside a `tracing` span named after it (see [`traced`]) so logs carry the
 //! RPC name, and handlers add pod/container/image ids as span fields.
 
+pub mod attach;
 pub mod container_stats;
 pub mod container_status;
 pub mod create_container;
 pub mod error;
+pub mod exec;
+pub mod exec_sync;
 pub mod get_container_events;
 pub mod image_fs_info;
 pub mod image_status;
@@ -23,6 +26,7 @@ pub mod list_pod_sandbox;
 pub mod list_pod_sandbox_stats;
 pub mod pod_sandbox_stats;
 pub mod pod_sandbox_status;
+pub mod port_forward;
 pub mod pull_image;
 pub mod remove_container;
 pub mod remove_image;
@@ -61,6 +65,8 @@ pub struct Context {
     pub images: Arc<Images>,
     /// Pods and containers.
     pub lifecycle: Arc<Manager>,
+    /// The streaming server behind Exec, Attach and PortForward URLs.
+    pub streaming: Arc<crate::streaming::StreamServer>,
 }
 
 /// The tonic service implementing both CRI services over one [`Context`].
@@ -358,14 +364,46 @@ impl RuntimeService for CriServer {
         .await
     }
 
+    async fn exec_sync(
+        &self,
+        request: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        traced(
+            "ExecSync",
+            exec_sync::handle(&self.ctx, request.into_inner()),
+        )
+        .await
+    }
+
     not_yet! {
-        exec_sync(ExecSyncRequest) -> ExecSyncResponse, "ExecSync", "exec and streaming";
-        exec(ExecRequest) -> ExecResponse, "Exec", "exec and streaming";
-        attach(AttachRequest) -> AttachResponse, "Attach", "exec and streaming";
-        port_forward(PortForwardRequest) -> PortForwardResponse, "PortForward", "exec and streaming";
         checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse, "CheckpointContainer", "container checkpointing";
         list_metric_descriptors(ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse, "ListMetricDescriptors", "CRI metrics";
         list_pod_sandbox_metrics(ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse, "ListPodSandboxMetrics", "CRI metrics";
+    }
+
+    async fn exec(
+        &self,
+        request: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        traced("Exec", exec::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn attach(
+        &self,
+        request: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        traced("Attach", attach::handle(&self.ctx, request.into_inner())).await
+    }
+
+    async fn port_forward(
+        &self,
+        request: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        traced(
+            "PortForward",
+            port_forward::handle(&self.ctx, request.into_inner()),
+        )
+        .await
     }
 
     type GetContainerEventsStream = get_container_events::EventStream;

@@ -8,6 +8,7 @@ pub mod image;
 pub mod leftovers;
 pub mod net;
 pub mod registry;
+pub mod stream;
 
 use std::path::Path;
 
