@@ -1,7 +1,7 @@
 # crust developer entry points. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help build release monitor-static run cni-default test test-deps bench bench-hooks lint package package-test
+.PHONY: help build release monitor-static run cni-default test test-deps bench bench-hooks lint package package-test spdy-interop
 
 # The monitor and pause binaries run once per container/pod, so they are built static,
 # non-PIE, size-optimised and without unwinding (conmon-rs/README.md has the measurements).
@@ -43,7 +43,13 @@ test-deps: ## Install the system packages the tests need (Debian 12, idempotent)
 test: test-deps ## Install test deps, then run every test suite (unit + end-to-end)
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+	$(MAKE) spdy-interop
 	$(MAKE) package-test
+
+SPDY_PEER = proto/src/spdy/session/testdata/spdystream-peer
+spdy-interop: ## crust's SPDY/3.1 session against moby/spdystream (the library kubelet and kubectl use)
+	cd $(SPDY_PEER) && GOPROXY=off GOFLAGS=-mod=mod GOCACHE=$(CURDIR)/target/go-cache go build -o $(CURDIR)/target/spdystream-peer .
+	INTEROP_BIN=$(CURDIR)/target/spdystream-peer $(CARGO) test -p crust-proto --features spdy interop_tests -- --ignored
 
 bench: test-deps release ## Pull, pod/container lifecycle and CNI network benchmarks (release build)
 	$(CARGO) bench --bench crust-bench

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(runc runsc skopeo umoci docker-registry busybox-static protobuf-compiler iptables
       containernetworking-plugins libseccomp-dev pkg-config zstd jq
-      rpm dpkg-dev python3-websockets)
+      rpm dpkg-dev python3-websockets golang-go golang-github-docker-spdystream-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
