@@ -123,6 +123,9 @@ pub struct ImageConfig {
     pub pull_progress_timeout: Duration,
     /// Layers downloaded at once per pull.
     pub max_concurrent_downloads: usize,
+    /// Make a pull's layers durable (`syncfs`) before PullImage returns, instead of in
+    /// the background right after (containerd's `image_pull_with_sync_fs`).
+    pub pull_sync_fs: bool,
 }
 
 impl Default for ImageConfig {
@@ -132,6 +135,7 @@ impl Default for ImageConfig {
             global_auth_file: PathBuf::new(),
             pull_progress_timeout: Duration::from_secs(60),
             max_concurrent_downloads: 3,
+            pull_sync_fs: false,
         }
     }
 }

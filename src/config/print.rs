@@ -30,6 +30,9 @@ fn doc(key: &str) -> Option<&'static str> {
             "Cancel a pull that receives no data for this long (e.g. \"60s\", \"5m\"); \"0s\" disables."
         }
         "crust.image.max_concurrent_downloads" => "Layers downloaded at once per pull.",
+        "crust.image.pull_sync_fs" => {
+            "Sync a pull's layers to disk before PullImage returns (default: in the background right after; after a power loss, images whose layers were not synced yet are dropped and pulled again)."
+        }
         "crust.runtime" => "OCI runtimes (RuntimeClass handlers) and the helper binaries.",
         "crust.runtime.default_runtime" => {
             "Handler used when a pod names none; must be a key of crust.runtime.runtimes."

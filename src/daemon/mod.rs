@@ -107,6 +107,7 @@ pub fn image_options(config: &Config) -> ImageServiceOptions {
         auth_file: c.image.auth_file().map(ToOwned::to_owned),
         pull_progress_timeout: c.image.pull_progress_timeout,
         max_concurrent_downloads: c.image.max_concurrent_downloads,
+        pull_sync_fs: c.image.pull_sync_fs,
     }
 }
 

@@ -46,6 +46,8 @@ pub struct ImageServiceOptions {
     pub pull_progress_timeout: Duration,
     /// Layers downloaded at once per pull.
     pub max_concurrent_downloads: usize,
+    /// Sync layers before PullImage returns rather than in the background.
+    pub pull_sync_fs: bool,
 }
 
 /// The outcome of a pull.
@@ -67,6 +69,7 @@ pub(crate) struct Inner {
     layer_pulls: inflight::InFlight<String, Result<(u64, u64), Arc<ImageError>>>,
     pull_progress_timeout: Duration,
     max_concurrent_downloads: usize,
+    pull_sync_fs: bool,
     /// Makes pulled layers durable in the background (`syncer.rs`).
     syncer: Arc<LayerSyncer>,
 }
@@ -126,6 +129,7 @@ impl ImageService {
             layer_pulls: inflight::InFlight::default(),
             pull_progress_timeout: opts.pull_progress_timeout,
             max_concurrent_downloads: opts.max_concurrent_downloads.max(1),
+            pull_sync_fs: opts.pull_sync_fs,
             syncer: Arc::new(LayerSyncer::default()),
         });
         Ok(Self { opts, inner })

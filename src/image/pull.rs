@@ -399,16 +399,25 @@ async fn pull_resolved(
         pinned: false,
     };
     let store = Arc::clone(&inner.store);
+    let sync_now = inner.pull_sync_fs;
     let record = crate::blocking::run("put_image", move || {
         // Layers are published unsynced (storage `layers.rs`) and made durable in the
         // background (`syncer.rs`): the record may reference them meanwhile, because
-        // recovery drops an image whose layers a power loss could have torn.
+        // recovery drops an image whose layers a power loss could have torn. With
+        // `pull_sync_fs` they are synced here, before the record exists.
+        if sync_now {
+            store
+                .sync_layers(&record.layers)
+                .map_err(|e| ImageError::store("sync layers", e))?;
+        }
         store
             .put_image(record)
             .map_err(|e| ImageError::store("put_image", e))
     })
     .await??;
-    inner.syncer.enqueue(&inner.store, &record.layers);
+    if !sync_now {
+        inner.syncer.enqueue(&inner.store, &record.layers);
+    }
     tracing::info!(
         image_id = %record.id,
         registry = %t.registry,

@@ -20,7 +20,7 @@ use crate::atomic::TMP_PREFIX;
 use crate::digest::{Digest, is_sha256_hex};
 use crate::error::StoreError;
 use crate::images::id_from_record_name;
-use crate::layers::UNSYNCED_MARKER;
+use crate::layers::{UNSYNCED_MARKER, current_boot_id, unsynced_layer_trusted};
 use crate::store::{ContainerRecord, ImageRecord, LayerRecord, Store};
 
 /// What is wrong.
@@ -138,15 +138,24 @@ pub fn check(root: &Path) -> Result<Vec<Problem>, StoreError> {
         );
     }
     let mut layers: Vec<LayerRecord> = Vec::new();
+    let boot = current_boot_id();
     for (name, p) in entries(&root.join("layers"))? {
         match layer_problem(&name, &p) {
             Ok(rec) => {
-                if fs::symlink_metadata(p.join(UNSYNCED_MARKER)).is_ok() {
-                    push(
-                        ProblemKind::UnsyncedLayer,
-                        &p,
-                        "published without a completed sync".into(),
-                    );
+                // A marker of this boot is normal (the daemon syncs pulled layers in the
+                // background, recovery finishes the job); one of an earlier boot means a
+                // power loss may have torn the layer, and recovery drops it.
+                let marker = p.join(UNSYNCED_MARKER);
+                if fs::symlink_metadata(&marker).is_ok() {
+                    let written_by = fs::read_to_string(&marker).unwrap_or_default();
+                    if !unsynced_layer_trusted(&written_by, boot.as_deref()) {
+                        push(
+                            ProblemKind::UnsyncedLayer,
+                            &p,
+                            "published without a completed sync before the machine restarted"
+                                .into(),
+                        );
+                    }
                 }
                 layers.push(rec);
             }
