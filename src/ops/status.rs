@@ -23,7 +23,7 @@ pub enum StatusError {
         /// The endpoint.
         endpoint: String,
         #[source]
-        source: CtlError,
+        source: Box<CtlError>,
     },
     /// The daemon's answer lacks what was asked.
     #[error("the daemon's Status answer has no usable {key:?}: {reason}")]
@@ -75,9 +75,9 @@ pub fn config_text(
 
 /// Ask the daemon at `endpoint`; returns the text to print.
 pub async fn run(endpoint: &str, what: &StatusCommand) -> Result<String, StatusError> {
-    let daemon = |source| StatusError::Daemon {
+    let daemon = |source: CtlError| StatusError::Daemon {
         endpoint: endpoint.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let (mut rt, _) = connect(endpoint).await.map_err(daemon)?;
     let json = |v: serde_json::Value| {
