@@ -16,6 +16,7 @@ pub mod config;
 pub mod container;
 pub mod ctl;
 pub mod daemon;
+pub mod errfmt;
 pub mod generate;
 pub mod image;
 pub mod lifecycle;

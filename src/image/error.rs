@@ -242,17 +242,7 @@ impl ImageError {
     /// The full message: this error and its sources, joined with ": ", so the gRPC status
     /// carries the registry's own answer.
     pub fn full_message(&self) -> String {
-        let mut msg = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !msg.contains(&text) {
-                msg.push_str(": ");
-                msg.push_str(&text);
-            }
-            source = s.source();
-        }
-        msg
+        crate::errfmt::full_message(self)
     }
 }
 

@@ -194,16 +194,6 @@ impl LifecycleError {
 
     /// The error and all its sources, for the gRPC message and logs.
     pub fn full_message(&self) -> String {
-        let mut msg = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !msg.contains(&text) {
-                msg.push_str(": ");
-                msg.push_str(&text);
-            }
-            source = s.source();
-        }
-        msg
+        crate::errfmt::full_message(self)
     }
 }

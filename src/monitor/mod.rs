@@ -158,14 +158,7 @@ impl MonitorError {
 
     /// The error with all its sources, `: `-joined.
     pub fn full_message(&self) -> String {
-        let mut msg = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            source = s.source();
-        }
-        msg
+        crate::errfmt::full_message(self)
     }
 }
 

@@ -75,14 +75,7 @@ impl SpecError {
 
     /// The error with all its sources, `: `-joined, for gRPC status messages and logs.
     pub fn full_message(&self) -> String {
-        let mut msg = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            source = s.source();
-        }
-        msg
+        crate::errfmt::full_message(self)
     }
 }
 

@@ -130,17 +130,7 @@ impl StreamError {
 
     /// The error and its sources joined, for logs, error streams and CLI output.
     pub fn full_message(&self) -> String {
-        let mut msg = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !msg.contains(&text) {
-                msg.push_str(": ");
-                msg.push_str(&text);
-            }
-            source = s.source();
-        }
-        msg
+        crate::errfmt::full_message(self)
     }
 }
 
