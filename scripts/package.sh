@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=target/package
-rel=target/release
+# Cargo honours CARGO_TARGET_DIR; so do we.
+rel=${CARGO_TARGET_DIR:-target}/release
 for bin in crust crust-monitor crust-pause; do
     [ -x "$rel/$bin" ] || { echo "package: $rel/$bin missing (run make release)" >&2; exit 1; }
 done
