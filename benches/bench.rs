@@ -14,6 +14,7 @@ mod common;
 mod exec;
 mod lifecycle;
 mod network;
+mod shared;
 
 use std::io::Read;
 use std::process::Command;

@@ -16,8 +16,7 @@ use common::daemon::crust_bin;
 use common::registry::free_port;
 use common::*;
 use crust_proto::cri::{
-    ContainerState, ImageSpec, ListContainersRequest, ListImagesRequest, ListPodSandboxRequest,
-    PullImageRequest, VersionRequest,
+    ContainerState, ListContainersRequest, ListImagesRequest, ListPodSandboxRequest, VersionRequest,
 };
 
 /// Run `crust <args>` with the daemon's config flags (root, runroot, socket, config files).
@@ -93,21 +92,6 @@ fn unique_image(seed: u64) -> Result<Image> {
     build_image(vec![busybox_layer()?, extra], &ImageOpts::default())
 }
 
-async fn pull(d: &Daemon, image: &str) -> Result<String> {
-    Ok(d.images()
-        .await?
-        .pull_image(PullImageRequest {
-            image: Some(ImageSpec {
-                image: image.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .image_ref)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_marker_and_status() -> Result<()> {
     let mut w = World::new().await?;
@@ -135,9 +119,11 @@ async fn metrics_marker_and_status() -> Result<()> {
     // A layer the daemon does not have yet, so the pull downloads bytes.
     let img = unique_image(0x2545_f491_4f6c_dd1d)?;
     push_image(&w.env.registry, "e2e/metrics", "1", &img)?;
-    pull(&w.env.daemon, &w.env.r("e2e/metrics:1")).await?;
+    w.env.daemon.pull(&w.env.r("e2e/metrics:1")).await?;
     assert!(
-        pull(&w.env.daemon, &w.env.r("e2e/metrics:missing"))
+        w.env
+            .daemon
+            .pull(&w.env.r("e2e/metrics:missing"))
             .await
             .is_err()
     );
@@ -272,10 +258,10 @@ async fn check_reports_and_repairs() -> Result<()> {
     let mut env = Env::new().await?;
     let img = tools_image("check")?;
     push_image(&env.registry, "e2e/check", "1", &img)?;
-    let good = pull(&env.daemon, &env.r("e2e/check:1")).await?;
+    let good = env.daemon.pull(&env.r("e2e/check:1")).await?;
     let other = unique_image(0x9e37_79b9_7f4a_7c15)?;
     push_image(&env.registry, "e2e/check", "2", &other)?;
-    let other_id = pull(&env.daemon, &env.r("e2e/check:2")).await?;
+    let other_id = env.daemon.pull(&env.r("e2e/check:2")).await?;
     env.daemon.stop();
     let d = &env.daemon;
     let (code, out, err) = crust(d, &["check"])?;

@@ -12,28 +12,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use crust_proto::cri::{
-    CreateContainerRequest, ExecSyncRequest, ImageSpec, PullImageRequest, RunPodSandboxRequest,
-    StartContainerRequest,
+    CreateContainerRequest, ExecSyncRequest, RunPodSandboxRequest, StartContainerRequest,
 };
 
 use crate::common::*;
+use crate::shared::med_p90;
 
 const RUNS: usize = 200;
 const WARMUP: usize = 5;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// (median, p90) in ms.
-fn med_p90(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let p90 = ((v.len() * 9) / 10).min(v.len() - 1);
-    (ms(v[v.len() / 2]), ms(v[p90]))
-}
 
 /// One bare `runc exec` of `true`, output collected like crust collects it.
 fn bare_exec(root: &Path, id: &str) -> Result<Duration> {
@@ -57,28 +43,10 @@ fn bare_exec(root: &Path, id: &str) -> Result<Duration> {
 }
 
 pub async fn run() -> Result<()> {
-    let reg = Registry::start()?;
-    let img = tools_image("bench-exec")?;
-    push_image(&reg, "bench/tools", "1", &img)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("crust-bench-exec-")
-        .tempdir()?;
-    let d = Daemon::start(&tmp.path().join("d"), &registries_conf(&reg.host, "")).await?;
-    let image = format!("{}/bench/tools:1", reg.host);
-    d.images()
-        .await?
-        .pull_image(PullImageRequest {
-            image: Some(ImageSpec {
-                image: image.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .context("pull bench image")?;
-    let res = measure(&d, tmp.path(), &image).await;
-    leftovers::teardown(&d, &[]);
-    drop(d);
+    let t = crate::shared::tools_daemon("exec").await?;
+    let res = measure(&t.d, t.tmp.path(), &t.image).await;
+    leftovers::teardown(&t.d, &[]);
+    drop(t);
     res
 }
 

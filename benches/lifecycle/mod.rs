@@ -14,32 +14,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use crust_proto::cri::{
-    ImageSpec, PullImageRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StopPodSandboxRequest,
-};
+use crust_proto::cri::{RemovePodSandboxRequest, RunPodSandboxRequest, StopPodSandboxRequest};
 
 use crate::common::*;
+use crate::shared::med_p90;
 
 const RUNS: usize = 50;
 /// Containers kept running at once for the memory measurement.
 const MEM_CONTAINERS: usize = 10;
 /// Exits promptly on SIGTERM so stop latency measures crust, not a grace timeout.
 const SCRIPT: &str = "trap 'exit 0' TERM; sleep 3600 & wait";
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// (median, p90) in ms.
-fn med_p90(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let p90 = ((v.len() * 9) / 10).min(v.len() - 1);
-    (ms(v[v.len() / 2]), ms(v[p90]))
-}
 
 /// `Rss` and `Pss` of `pid` in KiB.
 fn rss_pss_kib(pid: i32) -> Result<(u64, u64)> {
@@ -163,29 +147,10 @@ fn bare_run(root: &Path, bundle: &Path, id: &str, cg: &str) -> Result<Duration> 
 }
 
 pub async fn run() -> Result<()> {
-    let reg = Registry::start()?;
-    let img = tools_image("bench")?;
-    push_image(&reg, "bench/tools", "1", &img)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("crust-bench-life-")
-        .tempdir()?;
-    let d = Daemon::start(&tmp.path().join("d"), &registries_conf(&reg.host, "")).await?;
-    let image = format!("{}/bench/tools:1", reg.host);
-    d.images()
-        .await?
-        .pull_image(PullImageRequest {
-            image: Some(ImageSpec {
-                image: image.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .context("pull bench image")?;
-    let res = measure(&d, tmp.path(), &image, &img).await;
-    let ids: Vec<String> = Vec::new();
-    leftovers::teardown(&d, &ids);
-    drop(d);
+    let t = crate::shared::tools_daemon("life").await?;
+    let res = measure(&t.d, t.tmp.path(), &t.image, &t.img).await;
+    leftovers::teardown(&t.d, &[]);
+    drop(t);
     res
 }
 

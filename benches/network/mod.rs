@@ -20,22 +20,9 @@ use serde_json::Value;
 
 use crate::common::net::{PLUGIN_DIR, TestNet, use_network, wait_network_ready};
 use crate::common::*;
+use crate::shared::med_p90;
 
 const RUNS: usize = 50;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// (median, p90) in ms.
-fn med_p90(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let p90 = ((v.len() * 9) / 10).min(v.len() - 1);
-    (ms(v[v.len() / 2]), ms(v[p90]))
-}
 
 /// One plugin run the way a shell script would: env, config on stdin, result on stdout.
 fn plugin(cmd: &str, conf: &Value, id: &str, netns: &str) -> Result<Value> {

@@ -256,21 +256,7 @@ impl World {
         let img = tools_image("tools")?;
         push_image(&env.registry, "e2e/tools", "1", &img)?;
         let image = env.r("e2e/tools:1");
-        let image_id = env
-            .daemon
-            .images()
-            .await?
-            .pull_image(PullImageRequest {
-                image: Some(ImageSpec {
-                    image: image.clone(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .context("pull tools image")?
-            .into_inner()
-            .image_ref;
+        let image_id = env.daemon.pull(&image).await?;
         let logs = env.base().join("logs");
         std::fs::create_dir_all(&logs)?;
         Ok(Self {

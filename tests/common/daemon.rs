@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use crust_proto::cri::VersionRequest;
 use crust_proto::cri::image_service_client::ImageServiceClient;
 use crust_proto::cri::runtime_service_client::RuntimeServiceClient;
+use crust_proto::cri::{ImageSpec, PullImageRequest, VersionRequest};
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -187,6 +187,24 @@ impl Daemon {
 
     pub async fn images(&self) -> Result<ImageServiceClient<Channel>> {
         Ok(ImageServiceClient::new(connect(&self.sock).await?))
+    }
+
+    /// `PullImage` of `image` (no credentials); returns the image ref (`sha256:<id>`).
+    pub async fn pull(&self, image: &str) -> Result<String> {
+        Ok(self
+            .images()
+            .await?
+            .pull_image(PullImageRequest {
+                image: Some(ImageSpec {
+                    image: image.to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("pull {image}"))?
+            .into_inner()
+            .image_ref)
     }
 
     pub async fn runtime(&self) -> Result<RuntimeServiceClient<Channel>> {

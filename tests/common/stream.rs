@@ -58,21 +58,7 @@ pub async fn world_with(stream: &str) -> Result<World> {
     )?;
     push_image(&env.registry, "e2e/stream", "1", &img)?;
     let image = env.r("e2e/stream:1");
-    let image_id = env
-        .daemon
-        .images()
-        .await?
-        .pull_image(PullImageRequest {
-            image: Some(ImageSpec {
-                image: image.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .context("pull")?
-        .into_inner()
-        .image_ref;
+    let image_id = env.daemon.pull(&image).await?;
     let logs = env.base().join("logs");
     std::fs::create_dir_all(&logs)?;
     Ok(World {
