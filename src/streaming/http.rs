@@ -204,15 +204,9 @@ fn route(
             let on_upgrade = hyper::upgrade::on(&mut req);
             tokio::spawn(tracing::Instrument::instrument(
                 async move {
-                    let upgraded = match on_upgrade.await {
-                        Ok(u) => u,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "spdy upgrade failed");
-                            return;
-                        }
+                    let Some((io, activity)) = upgraded(on_upgrade, "spdy").await else {
+                        return;
                     };
-                    let activity = Activity::default();
-                    let io = IdleIo::new(TokioIo::new(upgraded), activity.clone());
                     let (session, incoming) = crust_proto::spdy::Session::server(io);
                     let idle = shared.idle_timeout;
                     let watchdog_session = session.clone();
@@ -238,6 +232,24 @@ fn route(
             r
         }
         Kind::WebSocket => websocket(req, pending, shared, stop, span),
+    }
+}
+
+/// The connection after the `101 Switching Protocols`, wrapped so that every byte moved
+/// counts as activity for the idle timeout; `None` (logged) when the upgrade failed.
+async fn upgraded(
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    protocol: &'static str,
+) -> Option<(IdleIo<TokioIo<hyper::upgrade::Upgraded>>, Activity)> {
+    match on_upgrade.await {
+        Ok(u) => {
+            let activity = Activity::default();
+            Some((IdleIo::new(TokioIo::new(u), activity.clone()), activity))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, protocol, "upgrade failed");
+            None
+        }
     }
 }
 
@@ -380,15 +392,9 @@ fn websocket(
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let upgraded = match on_upgrade.await {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::debug!(error = %e, "websocket upgrade failed");
-                    return;
-                }
+            let Some((io, activity)) = upgraded(on_upgrade, "websocket").await else {
+                return;
             };
-            let activity = Activity::default();
-            let io = IdleIo::new(TokioIo::new(upgraded), activity.clone());
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
             let idle = shared.idle_timeout;
             let run = async {
