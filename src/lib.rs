@@ -32,3 +32,5 @@ pub mod server;
 pub mod spec;
 pub mod state;
 pub mod streaming;
+#[cfg(test)]
+pub mod testutil;

@@ -282,7 +282,6 @@ fn tail(p: &Path) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
 
     use super::*;
 
@@ -307,8 +306,7 @@ mod tests {
 
     fn script(dir: &Path, body: &str) -> PathBuf {
         let p = dir.join("fake-monitor");
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        crate::testutil::write_executable(&p, &format!("#!/bin/sh\n{body}\n"));
         p
     }
 

@@ -206,16 +206,13 @@ impl Exec {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
-    use std::os::unix::fs::PermissionsExt;
 
     use super::*;
 
     /// Write an executable shell-script plugin `name` into `dir`.
     pub(crate) fn script(dir: &Path, name: &str, body: &str) {
         std::fs::create_dir_all(dir).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        crate::testutil::write_executable(&dir.join(name), &format!("#!/bin/sh\n{body}\n"));
     }
 
     fn exec(dir: &Path) -> Exec {

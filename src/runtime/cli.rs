@@ -271,7 +271,6 @@ impl OciRuntime {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
     use super::*;
@@ -281,16 +280,14 @@ mod tests {
     fn fake(dir: &Path, body: &str) -> OciRuntime {
         let p = dir.join("fakert");
         let log = dir.join("args");
-        std::fs::write(
+        crate::testutil::write_executable(
             &p,
-            format!(
+            &format!(
                 "#!/bin/sh\necho \"$@\" >> {log}\nwhile [ \"$1\" != \"${{1#-}}\" ]; do \
                  case \"$1\" in --root) shift 2;; *) shift;; esac; done\n{body}\n",
                 log = log.display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         OciRuntime {
             path: p,
             root: dir.join("root"),
