@@ -1,12 +1,20 @@
 //! Pull benchmark (harness = false; `make bench`).
 //!
 //! Pushes a ~50 MB-compressed, 10-layer image to a throw-away registry, then times (median
-//! of 3 runs): (a) crust: PullImage through the CRI socket on a fresh daemon root per run,
-//! (b) `skopeo copy` to an OCI layout + `umoci unpack` (the classic tool chain), (c) the
-//! floor: plain in-process gzip decompression of the 10 layers (flate2, sequential).
+//! of 5 runs; `CRUST_BENCH_RUNS` changes it):
+//! (a) crust: PullImage through the CRI socket on a fresh daemon root per run;
+//! (b) `skopeo copy` to an OCI layout + `umoci unpack` (the classic tool chain);
+//! (c) the floor: plain in-process gzip decompression of the 10 layers (flate2 with the
+//!     same zlib-rs build crust uses, sequential).
 //! A fourth row, `crust+sync -f`, times the pull until the store's data is on disk: crust
 //! makes pulled layers durable in the background (src/image/syncer.rs), and skopeo/umoci
-//! do not sync at all.
+//! do not sync at all. The CPU crust and the registry used per pull (`/proc/<pid>/stat`)
+//! is printed too: on a 2-core machine the pull is CPU bound, and the registry's share
+//! runs on the same cores.
+//!
+//! Knobs for profiling: `CRUST_BENCH_ONLY_CRUST=1` (crust rows only),
+//! `CRUST_BENCH_VERBOSE=1` (per-pull times), `CRUST_BENCH_DAEMON_LOG=<file>` (keep the last
+//! daemon's log), `CRUST_BENCH_DROPIN=<toml>` (extra daemon config).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -24,7 +32,8 @@ use anyhow::{Context, Result, bail};
 use common::*;
 use crust_proto::cri::{ImageSpec, PullImageRequest};
 
-const RUNS: usize = 3;
+/// Runs per tool (`CRUST_BENCH_RUNS` overrides); the median is reported.
+const RUNS: usize = 5;
 const LAYERS: usize = 10;
 /// Uncompressed bytes per layer; with the content below gzip gives ~2.5x.
 const LAYER_BYTES: usize = 11 << 20;
@@ -75,10 +84,25 @@ fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
     (ms(v[v.len() / 2]), ms(v[0]), ms(v[v.len() - 1]))
 }
 
-async fn crust_run(reg: &Registry, name: &str) -> Result<(Duration, Duration)> {
+/// One crust pull: (until PullImage returned, until `sync -f` returned, crust CPU ms,
+/// registry CPU ms). The daemon's root is pushed onto `keep`, deleted only after every
+/// run: deleting a run's files right away would perturb the next run (ext4 scans past
+/// recently freed inodes when it allocates new ones, and the freed pages are reclaimed).
+async fn crust_run(
+    reg: &Registry,
+    name: &str,
+    keep: &mut Vec<tempfile::TempDir>,
+) -> Result<(Duration, Duration, f64, f64)> {
     let tmp = tempfile::Builder::new().prefix("crust-bench-").tempdir()?;
+    if let Ok(extra) = std::env::var("CRUST_BENCH_DROPIN") {
+        let dir = tmp.path().join("d").join("crust.conf.d");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("bench.toml"), extra)?;
+    }
     let d = Daemon::start(&tmp.path().join("d"), &registries_conf(&reg.host, "")).await?;
     let mut c = d.images().await?;
+    let pid = d.pid().context("daemon pid")?;
+    let (cpu0, reg0) = (common::registry::process_cpu_ms(pid), reg.cpu_ms());
     let t = Instant::now();
     c.pull_image(PullImageRequest {
         image: Some(ImageSpec {
@@ -90,6 +114,19 @@ async fn crust_run(reg: &Registry, name: &str) -> Result<(Duration, Duration)> {
     .await
     .context("crust PullImage")?;
     let el = t.elapsed();
+    let (cpu, reg_cpu) = (
+        common::registry::process_cpu_ms(pid) - cpu0,
+        reg.cpu_ms() - reg0,
+    );
+    if std::env::var_os("CRUST_BENCH_VERBOSE").is_some() {
+        eprintln!(
+            "pull {:.1} ms: crust cpu {cpu:.0} ms, registry cpu {reg_cpu:.0} ms",
+            el.as_secs_f64() * 1000.0,
+        );
+    }
+    if let Some(path) = std::env::var_os("CRUST_BENCH_DAEMON_LOG") {
+        std::fs::write(path, d.log_text())?;
+    }
     // Layers become durable in the background after PullImage returns; time until the
     // store's data is on disk too, so the table shows both.
     let st = Command::new("sync").arg("-f").arg(tmp.path()).status()?;
@@ -98,10 +135,11 @@ async fn crust_run(reg: &Registry, name: &str) -> Result<(Duration, Duration)> {
     }
     let durable = t.elapsed();
     drop(d);
-    Ok((el, durable))
+    keep.push(tmp);
+    Ok((el, durable, cpu, reg_cpu))
 }
 
-fn skopeo_umoci_run(name: &str) -> Result<Duration> {
+fn skopeo_umoci_run(name: &str, keep: &mut Vec<tempfile::TempDir>) -> Result<Duration> {
     let tmp = tempfile::Builder::new()
         .prefix("crust-bench-skopeo-")
         .tempdir()?;
@@ -128,7 +166,18 @@ fn skopeo_umoci_run(name: &str) -> Result<Duration> {
     if !st.success() {
         bail!("umoci unpack failed: {st}");
     }
-    Ok(t.elapsed())
+    let el = t.elapsed();
+    keep.push(tmp);
+    Ok(el)
+}
+
+/// `sync` the whole system before a timed step.
+fn settle() -> Result<()> {
+    let st = Command::new("sync").status().context("run sync")?;
+    if !st.success() {
+        bail!("sync failed: {st}");
+    }
+    Ok(())
 }
 
 fn floor_run(img: &Image) -> Result<Duration> {
@@ -166,21 +215,45 @@ async fn main() -> Result<()> {
     let mut durable = Vec::new();
     let mut classic = Vec::new();
     let mut floor = Vec::new();
+    let (mut cpu, mut reg_cpu) = (Vec::new(), Vec::new());
+    let mut keep = Vec::new();
     // CRUST_BENCH_ONLY_CRUST=1: time crust alone (for profiling; no comparison table).
     let only_crust = std::env::var_os("CRUST_BENCH_ONLY_CRUST").is_some();
-    for _ in 0..RUNS {
-        let (returned, on_disk) = crust_run(&reg, &name).await?;
+    let runs = std::env::var("CRUST_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(RUNS);
+    for _ in 0..runs {
+        // Every timed step starts with nothing dirty: data the previous step left in the
+        // page cache would otherwise be written back during the next one.
+        settle()?;
+        let (returned, on_disk, c, r) = crust_run(&reg, &name, &mut keep).await?;
         crust.push(returned);
         durable.push(on_disk);
+        cpu.push(c);
+        reg_cpu.push(r);
         if only_crust {
             continue;
         }
-        classic.push(skopeo_umoci_run(&name)?);
+        settle()?;
+        classic.push(skopeo_umoci_run(&name, &mut keep)?);
+        settle()?;
         floor.push(floor_run(&img)?);
     }
+    drop(keep);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let cpu_line = format!(
+        "cpu per crust pull (median): crust {:.0} ms, registry {:.0} ms",
+        median(cpu),
+        median(reg_cpu)
+    );
     if only_crust {
         let (med, min, max) = stats(crust);
-        println!("crust: median {med:.1} ms, min {min:.1}, max {max:.1}");
+        println!("crust: median {med:.1} ms, min {min:.1}, max {max:.1}; {cpu_line}");
         return Ok(());
     }
     let rows = [
@@ -209,6 +282,11 @@ async fn main() -> Result<()> {
         verdict(crust_ms <= 0.40 * classic_ms),
         verdict(crust_ms <= 1.50 * floor_ms)
     );
+    println!("{cpu_line}");
+    // CRUST_BENCH_ONLY=pull: this table alone.
+    if std::env::var("CRUST_BENCH_ONLY").as_deref() == Ok("pull") {
+        return Ok(());
+    }
     lifecycle::run().await?;
     network::run().await?;
     exec::run().await?;

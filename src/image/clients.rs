@@ -113,18 +113,15 @@ impl Clients {
 
     /// The client for `host` (as oci-client resolves it, e.g. "index.docker.io"), `transport`
     /// and `auth`.
+    ///
+    /// Building one costs milliseconds of blocking work (reqwest loads and parses the
+    /// system's root certificates), so it is done outside the lock and, for the registries
+    /// the configuration names, ahead of time by [`Clients::prewarm`].
     pub fn get(&self, host: &str, transport: Transport, auth: &RegistryAuth) -> Client {
         install_crypto_provider();
         let key = (host.to_string(), transport, fingerprint(auth));
-        let mut cache = match self.cache.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(c) = cache.get(&key) {
+        if let Some(c) = self.lock_cache().get(&key) {
             return c.clone();
-        }
-        if cache.len() >= MAX_CLIENTS {
-            cache.clear();
         }
         let config = ClientConfig {
             protocol: match transport {
@@ -138,17 +135,55 @@ impl Clients {
             user_agent: concat!("crust/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
-        let client = Client::new(config);
-        cache.insert(key, client.clone());
-        client
+        let built = Client::new(config);
+        let mut cache = self.lock_cache();
+        if cache.len() >= MAX_CLIENTS && !cache.contains_key(&key) {
+            cache.clear();
+        }
+        // A concurrent caller may have built the same client meanwhile: keep the first, so
+        // every pull shares one connection pool and token cache.
+        cache.entry(key).or_insert(built).clone()
+    }
+
+    /// Build the anonymous clients of `endpoints` (registry host and `insecure`, as
+    /// [`crate::registries::Registries::known_endpoints`] lists them) for every transport
+    /// they may be reached with, so the first pull after start-up or a reload does not
+    /// wait for it. Blocking; the caller runs it on a blocking thread.
+    pub fn prewarm(&self, endpoints: &[(String, bool)]) {
+        let started = std::time::Instant::now();
+        let mut built = 0usize;
+        for (registry, insecure) in endpoints.iter().take(MAX_CLIENTS / 4) {
+            let host = oci_client::Reference::with_tag(
+                registry.clone(),
+                "prewarm".to_string(),
+                "latest".to_string(),
+            )
+            .resolve_registry()
+            .to_string();
+            for transport in transports(*insecure) {
+                let _ = self.get(&host, *transport, &RegistryAuth::Anonymous);
+                built += 1;
+            }
+        }
+        tracing::debug!(
+            clients = built,
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "registry clients prepared"
+        );
+    }
+
+    fn lock_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, Transport, String), Client>> {
+        match self.cache.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// Forget every client (credentials changed on reload).
     pub fn clear(&self) {
-        match self.cache.lock() {
-            Ok(mut g) => g.clear(),
-            Err(poisoned) => poisoned.into_inner().clear(),
-        }
+        self.lock_cache().clear();
     }
 }
 

@@ -90,6 +90,20 @@ impl Inner {
     }
 }
 
+/// Build the clients of the configured registries in the background, so that the first
+/// pull after start-up or a reload does not spend its first milliseconds on it
+/// (`clients.rs`).
+fn prewarm_clients(inner: &Arc<Inner>) {
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        let endpoints = inner.registries().known_endpoints();
+        let task = move || inner.clients.prewarm(&endpoints);
+        if let Err(e) = crate::blocking::run("prepare registry clients", task).await {
+            tracing::debug!(error = %e, "registry clients not prepared");
+        }
+    });
+}
+
 /// The image service. Cheap to share behind the server's `Arc<Context>`.
 pub struct ImageService {
     opts: ImageServiceOptions,
@@ -132,6 +146,7 @@ impl ImageService {
             pull_sync_fs: opts.pull_sync_fs,
             syncer: Arc::new(LayerSyncer::default()),
         });
+        prewarm_clients(&inner);
         Ok(Self { opts, inner })
     }
 
@@ -171,6 +186,7 @@ impl ImageService {
         }
         // Clients hold credentials and tokens obtained with the old configuration.
         self.inner.clients.clear();
+        prewarm_clients(&self.inner);
         tracing::info!(registries_conf = %registries_conf.display(), "registry configuration reloaded");
         Ok(())
     }

@@ -280,8 +280,16 @@ async fn pull_endpoint(
     let host = reference.resolve_registry().to_string();
     let modes = inner.clients.transports_for(&host, ep.insecure);
     for (i, mode) in modes.iter().enumerate() {
+        // Building a client reads the system's root certificates: not on a worker thread.
+        let client = {
+            let (inner, host, mode, auth) = (Arc::clone(inner), host.clone(), *mode, auth.clone());
+            crate::blocking::run("registry client", move || {
+                inner.clients.get(&host, mode, &auth)
+            })
+            .await?
+        };
         let t = Target {
-            client: inner.clients.get(&host, *mode, &auth),
+            client,
             reference: reference.clone(),
             registry: ep.reference.registry.clone(),
             auth: auth.clone(),
@@ -363,16 +371,20 @@ async fn pull_resolved(
         blobs.push((d.clone(), raw.clone()));
     }
     blobs.push((config_digest.clone(), Bytes::from(config_raw)));
+    // The documents are stored while the layers download (each write is fsynced, which
+    // would otherwise delay the first layer); both finish before the image record exists.
     let store = Arc::clone(&inner.store);
-    crate::blocking::run("put_blob", move || {
-        for (d, b) in blobs {
-            store
-                .put_blob(&d, &b)
-                .map_err(|e| ImageError::store(format!("put_blob {d}"), e))?;
-        }
-        Ok::<(), ImageError>(())
-    })
-    .await??;
+    let put_blobs = async move {
+        crate::blocking::run("put_blob", move || {
+            for (d, b) in blobs {
+                store
+                    .put_blob(&d, &b)
+                    .map_err(|e| ImageError::store(format!("put_blob {d}"), e))?;
+            }
+            Ok::<(), ImageError>(())
+        })
+        .await?
+    };
 
     let started = Instant::now();
     let jobs = layers.into_iter().zip(diff_ids.iter().cloned()).map(
@@ -380,10 +392,12 @@ async fn pull_resolved(
             ensure_layer(inner, t, desc, compression, digest, diff_id)
         },
     );
-    let sizes: Vec<(u64, u64)> = futures::stream::iter(jobs)
-        .buffered(inner.max_concurrent_downloads.max(1))
-        .try_collect()
-        .await?;
+    let fetch_layers = futures::stream::iter(jobs)
+        // Unordered: a layer that finishes frees its slot at once instead of waiting for
+        // the earlier layers of the manifest (results are only summed).
+        .buffer_unordered(inner.max_concurrent_downloads.max(1))
+        .try_collect::<Vec<(u64, u64)>>();
+    let ((), sizes) = tokio::try_join!(put_blobs, fetch_layers)?;
     let size: u64 = sizes.iter().map(|(s, _)| s).sum();
     let downloaded: u64 = sizes.iter().map(|(_, d)| d).sum();
 
@@ -502,6 +516,8 @@ async fn download_layer(
         compressed_digest: digest.clone(),
         compression,
         compressed_size: u64::try_from(desc.size).ok().filter(|s| *s > 0),
+        // Early writeback only pays when the layer is synced before the RPC returns.
+        start_writeback: inner.pull_sync_fs,
     };
     let store = Arc::clone(&inner.store);
     let apply = crate::blocking::run("apply_layer", move || store.apply_layer(&req, &mut reader));

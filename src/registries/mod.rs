@@ -128,8 +128,72 @@ impl Registries {
         self.conf.short_name_mode.unwrap_or_default()
     }
 
+    /// Registry hosts (`host[:port]`) a pull may contact without being named in full,
+    /// with whether each is `insecure`: the search registries and every location and
+    /// mirror of a `[[registry]]` that is not blocked, in that order, without duplicates.
+    /// The image service prepares clients for them before the first pull needs one.
+    pub fn known_endpoints(&self) -> Vec<(String, bool)> {
+        let host = |location: &str| location.split('/').next().unwrap_or(location).to_string();
+        let mut out: Vec<(String, bool)> = Vec::new();
+        let mut push = |h: String, insecure: bool| {
+            if !h.is_empty() && !h.starts_with('*') && !out.iter().any(|(o, _)| *o == h) {
+                out.push((h, insecure));
+            }
+        };
+        for name in self.search_registries() {
+            match resolve::find_registry(&self.conf, &name) {
+                Some(r) if r.blocked => {}
+                Some(r) => push(host(&name), r.insecure),
+                None => push(host(&name), false),
+            }
+        }
+        for r in self.conf.registry.iter().filter(|r| !r.blocked) {
+            for m in &r.mirror {
+                push(host(&m.location), m.insecure);
+            }
+            let location = if r.location.is_empty() {
+                &r.prefix
+            } else {
+                &r.location
+            };
+            push(host(location), r.insecure);
+        }
+        out
+    }
+
     /// What to try, in order, for a user-supplied image string; see [`resolve`].
     pub fn resolve(&self, image: &str) -> Result<Vec<Candidate>, RegistriesError> {
         resolve::resolve(&self.conf, &self.search_registries(), image)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_endpoints_cover_search_registries_locations_and_mirrors() {
+        let r = Registries::from_toml_str(
+            "unqualified-search-registries = [\"local:5000\", \"docker.io\", \"bad.io\"]\n\
+             [[registry]]\nlocation = \"local:5000\"\ninsecure = true\n\
+             [[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\
+             [[registry.mirror]]\nlocation = \"mirror.example/dockerhub\"\n\
+             [[registry]]\nprefix = \"bad.io\"\nblocked = true\n",
+            "test.conf",
+        )
+        .unwrap();
+        assert_eq!(
+            r.known_endpoints(),
+            vec![
+                ("local:5000".to_string(), true),
+                ("docker.io".to_string(), false),
+                ("mirror.example".to_string(), false),
+            ]
+        );
+        assert_eq!(
+            Registries::default().known_endpoints(),
+            vec![("docker.io".to_string(), false)]
+        );
     }
 }

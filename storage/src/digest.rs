@@ -5,7 +5,7 @@
 //! silently mis-verified.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -151,6 +151,70 @@ impl<R: Read> Read for DigestingReader<R> {
     }
 }
 
+/// The [`DigestingReader`] of a buffered stream: bytes are hashed as the inner reader
+/// exposes them through `fill_buf`, so a consumer that works on the buffer in place (the
+/// gzip and zstd decoders) reads the network's chunks directly, with no copy into a
+/// buffer of its own. As with [`DigestingReader`], the digest covers every byte read from
+/// the stream, consumed or not.
+pub struct DigestingBufReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+    /// Length of the inner buffer's prefix already hashed.
+    hashed: usize,
+}
+
+impl<R: BufRead> DigestingBufReader<R> {
+    /// Wrap `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            hashed: 0,
+        }
+    }
+
+    /// The digest and length of everything read so far.
+    pub fn finish(self) -> (Digest, u64) {
+        let hex = hex::encode(self.hasher.finalize());
+        (Digest { hex }, self.count)
+    }
+}
+
+impl<R: BufRead> BufRead for DigestingBufReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let buf = self.inner.fill_buf()?;
+        // `BufRead` returns the same data until it is consumed, possibly extended; only
+        // the part not seen yet is new. (A buffer that shrank without `consume` would
+        // break the contract; nothing is hashed twice either way.)
+        if let Some(new) = buf.get(self.hashed..) {
+            self.hasher.update(new);
+            self.count += new.len() as u64;
+        }
+        self.hashed = buf.len();
+        Ok(buf)
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt);
+        self.hashed = self.hashed.saturating_sub(amt);
+    }
+}
+
+impl<R: BufRead> Read for DigestingBufReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let buf = self.fill_buf()?;
+            let n = buf.len().min(out.len());
+            out[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
 /// OCI image spec chain ids (config.md "Layer ChainID"): `ChainID(L0) = DiffID(L0)`,
 /// `ChainID(L0|..|Ln) = sha256(ChainID(L0|..|Ln-1) + " " + DiffID(Ln))`.
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
@@ -214,6 +278,35 @@ mod tests {
         let (d, n) = r.finish();
         assert_eq!(n, 11);
         assert_eq!(d, Digest::sha256_of(b"hello world"));
+    }
+
+    #[test]
+    fn digesting_buf_reader_hashes_each_byte_once() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        // Tiny buffer: many fill_buf/consume rounds, partial consumes included.
+        let inner = io::BufReader::with_capacity(7, &data[..]);
+        let mut r = DigestingBufReader::new(inner);
+        let mut out = Vec::new();
+        loop {
+            let buf = r.fill_buf().unwrap();
+            if buf.is_empty() {
+                break;
+            }
+            // Look twice before consuming: nothing is hashed twice.
+            let again = r.fill_buf().unwrap().len();
+            let take = again.min(3);
+            out.extend_from_slice(&r.fill_buf().unwrap()[..take]);
+            r.consume(take);
+        }
+        assert_eq!(out, data);
+        let (d, n) = r.finish();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(d, Digest::sha256_of(&data));
+        // Read through the `Read` impl too.
+        let mut r = DigestingBufReader::new(&data[..]);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(r.finish(), (Digest::sha256_of(&data), data.len() as u64));
     }
 
     #[test]

@@ -2,15 +2,17 @@
 //! publication as `layers/<diffid-hex>` with an `l/<short>` link.
 //!
 //! Pipeline (OCI image spec layer.md: the manifest digest covers the compressed bytes, the
-//! config `diff_ids` the uncompressed tar): stream -> DigestingReader (compressed digest and
-//! size) -> decompressor -> DigestingReader (diff id) -> `unpack::unpack_layer`. After the tar
-//! end, both streams are drained so the digests cover trailing padding too.
+//! config `diff_ids` the uncompressed tar): buffered stream -> DigestingBufReader (compressed
+//! digest and size; the decoder reads the caller's buffers in place) -> decompressor ->
+//! DigestingReader (diff id) -> `unpack::unpack_layer`. After the tar end, both streams are
+//! drained so the digests cover trailing padding too.
 //!
 //! Durability (one `syncfs` per image, not per layer): a layer is published (renamed into
 //! `layers/`) as soon as it is unpacked and verified, *without* waiting for its files to
 //! reach the disk, but carrying an `unsynced` marker file that holds the kernel boot id.
-//! The unpacker starts writeback of every file as it closes it, so the disk works while
-//! the pull goes on. [`Store::sync_layers`] (called before an image record referencing
+//! When the caller syncs right away (`ApplyLayer::start_writeback`) the unpacker starts
+//! writeback of every file as it closes it, so the disk works while the pull goes on.
+//! [`Store::sync_layers`] (called before an image record referencing
 //! the layers is written) runs one `syncfs`, then removes the markers and fsyncs their
 //! directories; the daemon calls it in the background after a pull, not before the
 //! image record is written. Why this is crash safe:
@@ -32,16 +34,16 @@
 //! layers proceed in parallel with no store lock held while unpacking.
 
 use std::fs::{self, DirBuilder, File};
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 
 use crate::atomic::{fsync_dir, remove_all, write_atomic};
 use crate::compression::Compression;
-use crate::digest::{Digest, DigestingReader};
+use crate::digest::{Digest, DigestingBufReader, DigestingReader};
 use crate::error::StoreError;
 use crate::store::{
     ApplyLayer, InFlight, LayerInfo, LayerRecord, Store, lock, now_nanos, read, write,
@@ -122,7 +124,7 @@ impl Store {
     pub fn apply_layer(
         &self,
         req: &ApplyLayer,
-        compressed: &mut dyn Read,
+        compressed: &mut dyn BufRead,
     ) -> Result<LayerInfo, StoreError> {
         loop {
             if let Some(info) = self.reuse_layer(&req.diff_id) {
@@ -171,7 +173,7 @@ impl Store {
     fn unpack_into(
         &self,
         req: &ApplyLayer,
-        compressed: &mut dyn Read,
+        compressed: &mut dyn BufRead,
         tmp: &Path,
     ) -> Result<LayerRecord, StoreError> {
         let diff = tmp.join("diff");
@@ -188,15 +190,24 @@ impl Store {
         let limit = req
             .compressed_size
             .map_or(u64::MAX, |s| s.saturating_add(1));
-        let mut cdig = DigestingReader::new(compressed.take(limit));
+        let mut cdig = DigestingBufReader::new(compressed.take(limit));
         let (diff_digest, diff_size, unpacked) = {
             let decoder: Box<dyn Read + '_> = match req.compression {
                 Compression::None => Box::new(&mut cdig),
                 Compression::Gzip => Box::new(MultiGzDecoder::new(&mut cdig)),
-                Compression::Zstd => Box::new(zstd::Decoder::new(&mut cdig).map_err(read_err)?),
+                Compression::Zstd => {
+                    Box::new(zstd::Decoder::with_buffer(&mut cdig).map_err(read_err)?)
+                }
             };
             let mut ddig = DigestingReader::new(decoder);
-            let unpacked = unpack_layer(&mut ddig, &diff, &UnpackOptions::default());
+            let unpacked = unpack_layer(
+                &mut ddig,
+                &diff,
+                &UnpackOptions {
+                    start_writeback: req.start_writeback,
+                    ..UnpackOptions::default()
+                },
+            );
             let drained = io::copy(&mut ddig, &mut io::sink());
             let (d, n) = ddig.finish();
             match (unpacked, drained) {

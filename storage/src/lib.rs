@@ -29,7 +29,7 @@ mod store_tests;
 mod test_support;
 
 pub use compression::Compression;
-pub use digest::{Digest, DigestError, DigestingReader, chain_ids};
+pub use digest::{Digest, DigestError, DigestingBufReader, DigestingReader, chain_ids};
 pub use error::StoreError;
 pub use store::{
     ApplyLayer, ContainerLayer, GcStats, ImageRecord, LayerInfo, Store, Untagged, Usage,

@@ -45,6 +45,9 @@ pub struct ApplyLayer {
     /// Expected length of the stream (manifest descriptor size); a longer or shorter stream
     /// is an error.
     pub compressed_size: Option<u64>,
+    /// Start each file's writeback while unpacking (`UnpackOptions::start_writeback`):
+    /// set it when the layer is synced as soon as it is stored (`Store::sync_layers`).
+    pub start_writeback: bool,
 }
 
 /// A published layer.

@@ -102,6 +102,7 @@ fn unsafe_entry_fails_and_leaves_nothing() {
         compressed_digest: Digest::sha256_of(&tar),
         compression: Compression::None,
         compressed_size: Some(tar.len() as u64),
+        start_writeback: false,
     };
     let e = s.apply_layer(&req, &mut &tar[..]).unwrap_err();
     assert!(matches!(e, StoreError::Unpack { .. }), "{e}");
@@ -146,7 +147,8 @@ fn concurrent_apply_of_one_layer_unpacks_once() {
                     readers: &readers,
                     counted: false,
                 };
-                s.apply_layer(&req, &mut r).unwrap()
+                s.apply_layer(&req, &mut std::io::BufReader::with_capacity(64, &mut r))
+                    .unwrap()
             })
         })
         .collect();
@@ -355,6 +357,7 @@ fn usage_counts_hardlinks_once() {
         compressed_digest: Digest::sha256_of(&tar),
         compression: Compression::None,
         compressed_size: None,
+        start_writeback: false,
     };
     let before = s.usage().unwrap();
     s.apply_layer(&req, &mut &tar[..]).unwrap();
@@ -490,7 +493,7 @@ fn follower_retries_when_the_leader_fails() {
                 readers: &readers,
                 counted: false,
             };
-            s.apply_layer(&req, &mut r)
+            s.apply_layer(&req, &mut std::io::BufReader::with_capacity(64, &mut r))
         })
     };
     std::thread::sleep(std::time::Duration::from_millis(20));

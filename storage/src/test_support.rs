@@ -42,6 +42,8 @@ pub(crate) fn layer(name: &str, content: &[u8], c: Compression) -> (ApplyLayer, 
             compressed_digest: Digest::sha256_of(&blob),
             compression: c,
             compressed_size: Some(blob.len() as u64),
+            // Exercise the sync_file_range path in the store tests.
+            start_writeback: true,
         },
         blob,
     )

@@ -23,6 +23,18 @@ pub struct Registry {
     _dir: tempfile::TempDir,
 }
 
+/// CPU time (user + system, from `/proc/<pid>/stat`) of process `pid` in milliseconds; 0
+/// when it cannot be read. Clock ticks are taken as 100 Hz (`USER_HZ` on Linux).
+pub fn process_cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `comm` (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
 /// A free TCP port on 127.0.0.1 (racy by nature; callers retry on bind failure).
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
@@ -93,6 +105,11 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(30));
         }
+    }
+
+    /// CPU time (user + system) the registry process has used so far, in milliseconds.
+    pub fn cpu_ms(&self) -> f64 {
+        process_cpu_ms(self.child.id())
     }
 
     /// The registry's combined access/error log.

@@ -21,8 +21,10 @@ use super::path::{Whiteout, classify, normalize, split_parent};
 use super::whiteout;
 use super::{StreamState, UnpackOptions, UnpackStats};
 
-/// Size of the reused copy buffer for file contents.
-const COPY_BUF: usize = 1 << 20;
+/// Size of the reused copy buffer for file contents: large enough that write(2) calls
+/// are few, small enough that the allocator recycles it between layers instead of
+/// mapping (and faulting in) fresh pages for every one.
+const COPY_BUF: usize = 256 << 10;
 
 /// Directories kept open for the next entries.
 const CACHE_SLOTS: usize = 8;
@@ -203,6 +205,7 @@ impl<'o> Unpacker<'o> {
                     raw,
                     meta: &meta,
                     chown: self.opts.preserve_ownership,
+                    writeback: self.opts.start_writeback,
                 };
                 match kind {
                     Kind::File => {
@@ -261,6 +264,7 @@ impl<'o> Unpacker<'o> {
             raw: &self.raw,
             meta,
             chown: self.opts.preserve_ownership,
+            writeback: self.opts.start_writeback,
         };
         ctx.fd_meta(entry, fd)
     }
@@ -307,6 +311,8 @@ struct Ctx<'a> {
     raw: &'a [u8],
     meta: &'a Meta,
     chown: bool,
+    /// [`UnpackOptions::start_writeback`].
+    writeback: bool,
 }
 
 impl Ctx<'_> {
@@ -351,7 +357,7 @@ impl Ctx<'_> {
         self.fd_meta(entry, file.as_fd())?;
         rustix::fs::futimens(&file, &fsops::times(self.meta.mtime))
             .map_err(self.io("set mtime"))?;
-        if written > 0 {
+        if written > 0 && self.writeback {
             fsops::start_writeback(file.as_fd());
         }
         Ok((written, replaced))

@@ -12,9 +12,10 @@
 //!   symlink loops, over-long names, truncated or corrupt streams) reject the whole layer
 //!   with an error naming the entry.
 //!
-//! Nothing is fsynced: writeback of each regular file is started as it is closed
-//! (`sync_file_range`, no waiting), and the store syncs the filesystem once per image
-//! (syncfs) before recording it; it removes the layer directory on any error.
+//! Nothing is fsynced here. When the caller is about to sync the layer anyway
+//! ([`UnpackOptions::start_writeback`]) writeback of each regular file is started as it is
+//! closed (`sync_file_range`, no waiting for completion); the store makes layers durable
+//! with one `syncfs` (`layers.rs`), and removes the layer directory on any error.
 
 mod apply;
 mod entry;
@@ -43,12 +44,19 @@ pub use error::UnpackError;
 pub struct UnpackOptions {
     /// Apply the uid/gid recorded in the tar (root) rather than the caller's.
     pub preserve_ownership: bool,
+    /// Start writeback of each regular file as it is closed (`sync_file_range`). Worth it
+    /// only when a `syncfs` follows right away: the syncfs then finds most data written.
+    /// Otherwise it costs the unpacking thread block allocation and submission CPU, and it
+    /// blocks whenever the device queue is full, while the kernel's flusher (or the store's
+    /// background sync) would have done the same work off the critical path.
+    pub start_writeback: bool,
 }
 
 impl Default for UnpackOptions {
     fn default() -> Self {
         Self {
             preserve_ownership: true,
+            start_writeback: false,
         }
     }
 }

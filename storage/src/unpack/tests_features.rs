@@ -223,6 +223,7 @@ fn ownership_modes_and_capabilities() {
         &tar,
         &UnpackOptions {
             preserve_ownership: false,
+            ..UnpackOptions::default()
         },
     )
     .unwrap();
