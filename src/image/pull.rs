@@ -14,18 +14,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crust_storage::{ApplyLayer, Compression, Digest, ImageRecord};
+use crust_storage::{Compression, Digest, ImageRecord};
 use futures::{StreamExt, TryStreamExt};
 use oci_client::errors::{DigestError, OciDistributionError};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use tokio::time::timeout;
-use tracing::Instrument;
+
+mod layer;
 
 use super::clients::registry_auth;
 use super::error::At;
-use super::manifest::{self, Descriptor, Document, ImageConfig, Manifest};
-use super::{ImageError, Inner, PulledImage, bridge};
+use super::manifest::{self, Descriptor, Document, Manifest};
+use super::{ImageError, Inner, PulledImage};
 use crate::registries::{Candidate, Credentials, Endpoint, ImageReference};
 
 /// Largest image config accepted (configs are small JSON documents; this bounds memory).
@@ -341,40 +342,22 @@ async fn pull_resolved(
     let config_what = format!("config {}", m.config.digest);
     let config_digest = Digest::parse(&m.config.digest)
         .map_err(|e| t.invalid(config_what.clone(), e.to_string()))?;
-    let config_raw = t.small_blob(&m.config, &config_what).await?;
-    let config: ImageConfig = serde_json::from_slice(&config_raw)
-        .map_err(|e| t.invalid(config_what.clone(), e.to_string()))?;
-    let diff_ids = config
-        .rootfs
-        .map(|r| r.diff_ids)
-        .unwrap_or_default()
-        .iter()
-        .map(|d| {
-            Digest::parse(d)
-                .map_err(|e| t.invalid(config_what.clone(), format!("diff id `{d}`: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if diff_ids.len() != layers.len() {
-        return Err(t.invalid(
-            config_what,
-            format!(
-                "{} diff ids in rootfs but {} layers in manifest {}",
-                diff_ids.len(),
-                layers.len(),
-                r.manifest_digest
-            ),
-        ));
-    }
+    // The config downloads while the layers start: their diff ids are needed only to
+    // key and verify a layer, not to request it, so the first layer bytes do not wait
+    // for another registry round trip.
+    let config = layer::config_future(t, &m.config, config_what, layers.len(), &r.manifest_digest);
 
     let mut blobs = vec![(r.manifest_digest.clone(), r.manifest_raw.clone())];
     if let Some((d, raw)) = &r.index {
         blobs.push((d.clone(), raw.clone()));
     }
-    blobs.push((config_digest.clone(), Bytes::from(config_raw)));
     // The documents are stored while the layers download (each write is fsynced, which
     // would otherwise delay the first layer); both finish before the image record exists.
     let store = Arc::clone(&inner.store);
+    let (config2, config_digest2) = (config.clone(), config_digest.clone());
     let put_blobs = async move {
+        let fetched = config2.await.map_err(ImageError::Shared)?;
+        blobs.push((config_digest2, fetched.raw));
         crate::blocking::run("put_blob", move || {
             for (d, b) in blobs {
                 store
@@ -387,17 +370,32 @@ async fn pull_resolved(
     };
 
     let started = Instant::now();
-    let jobs = layers.into_iter().zip(diff_ids.iter().cloned()).map(
-        |((desc, compression, digest), diff_id)| {
-            ensure_layer(inner, t, desc, compression, digest, diff_id)
-        },
-    );
+    let for_layers = config.clone();
+    let jobs = layers
+        .into_iter()
+        .enumerate()
+        .map(|(index, (desc, compression, digest))| {
+            let want = layer::Wanted {
+                desc,
+                compression,
+                digest,
+                index,
+            };
+            layer::ensure_layer(inner, t, want, for_layers.clone())
+        });
     let fetch_layers = futures::stream::iter(jobs)
         // Unordered: a layer that finishes frees its slot at once instead of waiting for
         // the earlier layers of the manifest (results are only summed).
         .buffer_unordered(inner.max_concurrent_downloads.max(1))
         .try_collect::<Vec<(u64, u64)>>();
-    let ((), sizes) = tokio::try_join!(put_blobs, fetch_layers)?;
+    let (fetched, stored, sizes) = tokio::join!(config, put_blobs, fetch_layers);
+    // A bad config fails every layer too: report the config itself.
+    let diff_ids = fetched
+        .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(ImageError::Shared))?
+        .diff_ids
+        .to_vec();
+    stored?;
+    let sizes = sizes?;
     let size: u64 = sizes.iter().map(|(s, _)| s).sum();
     let downloaded: u64 = sizes.iter().map(|(_, d)| d).sum();
 
@@ -447,118 +445,6 @@ fn now_nanos() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Make sure layer `diff_id` is in the store: (unpacked size, bytes downloaded).
-async fn ensure_layer(
-    inner: &Arc<Inner>,
-    t: &Target,
-    desc: Descriptor,
-    compression: Compression,
-    digest: Digest,
-    diff_id: Digest,
-) -> Result<(u64, u64), ImageError> {
-    let store = Arc::clone(&inner.store);
-    let probe = diff_id.clone();
-    if let Some(info) = crate::blocking::run("layer", move || store.layer(&probe)).await? {
-        return Ok((info.size, 0));
-    }
-    let key = digest.to_string();
-    let (inner2, t2) = (Arc::clone(inner), t.clone());
-    let shared = inner
-        .layer_pulls
-        .run(key, move || {
-            async move {
-                download_layer(inner2, t2, desc, compression, digest, diff_id)
-                    .await
-                    .map_err(Arc::new)
-            }
-            .in_current_span()
-        })
-        .await;
-    match shared {
-        Some(Ok(v)) => Ok(v),
-        Some(Err(e)) => Err(ImageError::Shared(e)),
-        None => Err(ImageError::Aborted { image: t.whole() }),
-    }
-}
-
-async fn download_layer(
-    inner: Arc<Inner>,
-    t: Target,
-    desc: Descriptor,
-    compression: Compression,
-    digest: Digest,
-    diff_id: Digest,
-) -> Result<(u64, u64), ImageError> {
-    let what = format!("layer {digest}");
-    let started = Instant::now();
-    // The store hashes the compressed stream anyway (and refuses the layer on a mismatch),
-    // so asking for the whole blob as a range (`Range: bytes=0-`) spares oci-client's own
-    // second SHA-256 pass over it: oci-client does not verify partial responses. A
-    // registry that ignores the range answers 200 and oci-client verifies as usual.
-    let fetch = async {
-        t.client
-            .pull_blob_stream_partial(&t.reference, desc.digest.as_str(), 0, None)
-            .await
-            .map(|r| match r {
-                oci_client::client::BlobResponse::Full(s)
-                | oci_client::client::BlobResponse::Partial(s) => s,
-            })
-    };
-    let mut stream = timeout(t.stall, fetch)
-        .await
-        .map_err(|_| t.stalled(what.clone()))?
-        .map_err(|e| t.registry_err(what.clone(), e))?;
-    let (tx, mut reader) = bridge::channel();
-    let req = ApplyLayer {
-        diff_id: diff_id.clone(),
-        compressed_digest: digest.clone(),
-        compression,
-        compressed_size: u64::try_from(desc.size).ok().filter(|s| *s > 0),
-        // Early writeback only pays when the layer is synced before the RPC returns.
-        start_writeback: inner.pull_sync_fs,
-    };
-    let store = Arc::clone(&inner.store);
-    let apply = crate::blocking::run("apply_layer", move || store.apply_layer(&req, &mut reader));
-    let forward = {
-        let (t, what) = (&t, &what);
-        async move {
-            let mut bytes = 0u64;
-            loop {
-                match timeout(t.stall, stream.next()).await {
-                    Err(_) => {
-                        let _ = tx
-                            .send(Err(io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                "download stalled",
-                            )))
-                            .await;
-                        return Err(t.stalled(what.clone()));
-                    }
-                    Ok(None) => return Ok(bytes),
-                    Ok(Some(Ok(chunk))) => {
-                        bytes += chunk.len() as u64;
-                        if tx.send(Ok(chunk)).await.is_err() {
-                            // The unpacker stopped reading; its own result says why.
-                            return Ok(bytes);
-                        }
-                    }
-                    Ok(Some(Err(e))) => {
-                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string()))).await;
-                        return Err(t.registry_err(what.clone(), stream_error(e)));
-                    }
-                }
-            }
-        }
-    };
-    let (forwarded, applied) = tokio::join!(forward, apply);
-    let applied = applied?;
-    let bytes = forwarded?;
-    let info =
-        applied.map_err(|e| ImageError::store(format!("apply {what} from {}", t.registry), e))?;
-    tracing::debug!(layer = %digest, diff_id = %diff_id, bytes, ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "layer unpacked");
-    Ok((info.size, bytes))
 }
 
 #[cfg(test)]

@@ -22,10 +22,14 @@
 //! - after a kernel crash or power loss (the boot id changed), a layer still carrying its
 //!   marker may have torn or zero-length files (ext4 delayed allocation), so recovery
 //!   removes it; an image record referencing it is then dropped as incomplete, and the
-//!   image is pulled again (so an image record may be durable before its layers are). A marker that exists at all is durable before the layer is
-//!   visible: it is created in the temp dir before `link`/`layer.json`, whose atomic
-//!   writes fsync that directory, and the rename moves it along. An empty or unreadable
-//!   marker (its content was not synced) counts as "another boot".
+//!   image is pulled again (so an image record may be durable before its layers are).
+//!   A marker that exists at all is durable before the layer is visible: it is created
+//!   in the temp dir with `link` and `layer.json`, that directory is fsynced (the one
+//!   sync of a publish), then the rename moves it along. The rename itself, `link`,
+//!   `layer.json` and the `l/` link are made durable by the later `syncfs`; a power loss
+//!   before it loses the rename (the layer is absent) or leaves the marker (the layer is
+//!   dropped). An empty or unreadable marker (its content was not synced) counts as
+//!   "another boot", and a torn `layer.json` or a dangling `l/` link is discarded too.
 //! - the worst case of a power loss between the `syncfs` and the marker removal is a
 //!   good layer (and its images) thrown away and downloaded again.
 //!
@@ -41,7 +45,7 @@ use std::sync::Arc;
 
 use flate2::bufread::MultiGzDecoder;
 
-use crate::atomic::{fsync_dir, remove_all, write_atomic};
+use crate::atomic::{fsync_dir, remove_all};
 use crate::compression::Compression;
 use crate::digest::{Digest, DigestingBufReader, DigestingReader};
 use crate::error::StoreError;
@@ -109,6 +113,15 @@ impl Store {
     /// The published layer with this diff id, if any.
     pub fn layer(&self, diff_id: &Digest) -> Option<LayerInfo> {
         read(&self.layers).get(diff_id).map(|r| self.layer_info(r))
+    }
+
+    /// The stored layer that was unpacked from the compressed blob `digest`, if any: a
+    /// re-pull recognises its layers before it knows their diff ids.
+    pub fn layer_by_compressed(&self, digest: &Digest) -> Option<LayerInfo> {
+        read(&self.layers)
+            .values()
+            .find(|r| r.compressed_digest == *digest)
+            .map(|r| self.layer_info(r))
     }
 
     /// The existing layer, protected from gc for the grace period (a pull will reference it).
@@ -288,21 +301,26 @@ impl Store {
 
     fn publish(&self, tmp: &Path, mut rec: LayerRecord) -> Result<LayerInfo, StoreError> {
         rec.short = self.pick_short(&rec.diff_id);
-        // Before the atomic writes below: their directory fsync makes the marker's name
-        // durable no later than `layer.json` (module docs).
+        // One fsync, of the temp dir, after the marker, `link` and `layer.json` exist: it
+        // makes the marker's name durable before the rename below can be (module docs).
+        // Nothing else is synced here. Until `sync_layers` runs, a power loss either loses
+        // the rename (the layer is just absent) or finds the marker and drops the layer;
+        // either way image records using it are dropped too. A daemon crash loses nothing.
         let marker = tmp.join(UNSYNCED_MARKER);
         fs::write(&marker, current_boot_id().unwrap_or_default())
             .map_err(StoreError::io("write", &marker))?;
-        write_atomic(&tmp.join("link"), rec.short.as_bytes())?;
+        let link = tmp.join("link");
+        fs::write(&link, rec.short.as_bytes()).map_err(StoreError::io("write", &link))?;
         let json = serde_json::to_vec_pretty(&rec).map_err(|e| StoreError::Corrupt {
             path: tmp.join("layer.json"),
             reason: format!("cannot encode layer record: {e}"),
         })?;
-        write_atomic(&tmp.join("layer.json"), &json)?;
+        let record = tmp.join("layer.json");
+        fs::write(&record, &json).map_err(StoreError::io("write", &record))?;
+        fsync_dir(tmp)?;
         let dest = self.layer_dir(&rec.diff_id);
         fs::rename(tmp, &dest).map_err(StoreError::io("publish layer", &dest))?;
-        fsync_dir(&self.layers_dir())?;
-        self.ensure_link(&rec)?;
+        self.ensure_link(&rec, false)?;
         let info = self.layer_info(&rec);
         tracing::info!(layer = %rec.diff_id, size = rec.size, short = %rec.short, "layer published");
         let mut layers = write(&self.layers);
@@ -364,7 +382,9 @@ impl Store {
     }
 
     /// Create `l/<short>` -> `../layers/<hex>/diff` if missing.
-    pub(crate) fn ensure_link(&self, rec: &LayerRecord) -> Result<(), StoreError> {
+    /// Create the `l/<short>` link of `rec` if missing; `sync` fsyncs the links directory
+    /// (recovery), a fresh publish leaves that to the layer's `syncfs`.
+    pub(crate) fn ensure_link(&self, rec: &LayerRecord, sync: bool) -> Result<(), StoreError> {
         let link = self.links_dir().join(&rec.short);
         let target = format!("../layers/{}/diff", rec.diff_id.hex());
         match fs::read_link(&link) {
@@ -378,7 +398,10 @@ impl Store {
             Err(_) => {}
         }
         std::os::unix::fs::symlink(&target, &link).map_err(StoreError::io("create link", &link))?;
-        fsync_dir(&self.links_dir())
+        if sync {
+            fsync_dir(&self.links_dir())?;
+        }
+        Ok(())
     }
 }
 
@@ -403,6 +426,18 @@ mod tests {
         assert_eq!(boot_id_from(&p), None);
         fs::write(&p, "1234-5678\n").unwrap();
         assert_eq!(boot_id_from(&p).as_deref(), Some("1234-5678"));
+    }
+
+    #[test]
+    fn layers_are_found_by_compressed_digest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Store::open(tmp.path()).unwrap();
+        let (req, blob) = layer("a.txt", b"a", Compression::Gzip);
+        assert!(s.layer_by_compressed(&req.compressed_digest).is_none());
+        s.apply_layer(&req, &mut &blob[..]).unwrap();
+        let info = s.layer_by_compressed(&req.compressed_digest).unwrap();
+        assert_eq!(info.diff_id, req.diff_id);
+        assert!(s.layer_by_compressed(&req.diff_id).is_none());
     }
 
     #[test]

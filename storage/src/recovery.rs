@@ -140,7 +140,7 @@ impl Store {
         for r in layers.values() {
             if fs::symlink_metadata(self.links_dir().join(&r.short)).is_err() {
                 tracing::warn!(layer = %r.diff_id, short = %r.short, "recreating missing layer link");
-                self.ensure_link(r)?;
+                self.ensure_link(r, true)?;
             }
         }
         Ok(())
