@@ -445,3 +445,28 @@ async fn dropping_after_peer_fin_sends_fin_not_reset() {
     }
     assert!(lock(&session.shared().state).streams.is_empty());
 }
+
+#[tokio::test]
+async fn close_keeps_reading_until_the_peer_closes() {
+    // Closing a socket with unread input makes the kernel send RST, which can destroy
+    // the last frames we sent before the peer reads them: after its GOAWAY and FIN the
+    // session goes on reading (and discarding) until the peer closes too.
+    let (mut peer, session, _incoming) = RawPeer::server();
+    let closing = session.clone();
+    tokio::spawn(async move { closing.close().await });
+    let mut saw_goaway = false;
+    while let Some(f) = timeout(peer.next()).await {
+        saw_goaway |= matches!(f, Frame::GoAway(_));
+    }
+    assert!(saw_goaway, "no GOAWAY before the server's FIN");
+    // The peer still talks after the server's FIN; the server reads it.
+    peer.send(Frame::Ping(frame::Ping { id: 1 })).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), session.closed())
+            .await
+            .is_err(),
+        "the session released the socket while the peer was still sending"
+    );
+    drop(peer);
+    timeout(session.closed()).await;
+}

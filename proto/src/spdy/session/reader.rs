@@ -20,6 +20,26 @@ use crate::spdy::{Headers, SpdyError};
 /// and this keeps a hostile peer from making us buffer 16 MiB.
 const MAX_CONTROL_FRAME: usize = 2 << 20;
 
+/// After the session ended on this side, the reader keeps reading (and discarding) until
+/// the peer closes or this long has passed. Closing a socket that still holds unread input
+/// makes the kernel answer with RST instead of FIN, and a peer that receives RST may drop
+/// what it has not read yet: the last frames we sent, e.g. an exec's exit status and FIN
+/// (the "lingering close" HTTP servers do for the same reason).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Discard input until EOF, an error or [`LINGER`].
+async fn linger<R: AsyncRead + Unpin>(io: &mut R) {
+    let mut sink = [0u8; 8 << 10];
+    let drain = async {
+        while let Ok(read) = io.read(&mut sink).await {
+            if read == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
 /// How a frame handler wants the read loop to continue.
 enum Next {
     Continue,
@@ -69,19 +89,27 @@ impl Reader {
             while let Some(f) = frame::decode_with(&mut buf, limits)? {
                 match self.handle(f)? {
                     Next::Continue => {}
-                    Next::End => return Ok(()),
+                    Next::End => {
+                        linger(io).await;
+                        return Ok(());
+                    }
                     Next::PauseOn(cell) => self.pause(&cell).await,
                 }
             }
             if *ended.borrow() {
+                linger(io).await;
                 return Ok(());
             }
             if buf.capacity() - buf.len() < (8 << 10) {
                 buf.reserve(32 << 10);
             }
-            let n = tokio::select! {
-                r = io.read_buf(&mut buf) => r.map_err(|source| SpdyError::Io { context: "reading frames", source })?,
-                _ = ended.wait_for(|e| *e) => return Ok(()),
+            let read = tokio::select! {
+                r = io.read_buf(&mut buf) => Some(r.map_err(|source| SpdyError::Io { context: "reading frames", source })?),
+                _ = ended.wait_for(|e| *e) => None,
+            };
+            let Some(n) = read else {
+                linger(io).await;
+                return Ok(());
             };
             if n == 0 {
                 if !buf.is_empty() {
