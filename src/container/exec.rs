@@ -21,11 +21,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::container::start::state_word;
 use crate::lifecycle::{LifecycleError, Manager};
 use crate::runtime::exec::proctree::{ProcFs, signal_host};
 use crate::runtime::exec::{self, ExecFiles, pty};
-use crate::state::{ContainerState, new_id};
+use crate::state::new_id;
 
 pub use sync::ExecSyncOutput;
 
@@ -215,18 +214,9 @@ impl Manager {
         if req.cmd.is_empty() {
             return Err(LifecycleError::invalid("cmd", "[]", "must not be empty"));
         }
-        let c = self.container(container_id)?;
+        let c = self.running_container(container_id, "exec needs a running container")?;
         tracing::Span::current().record("container", c.id.as_str());
         let rec = c.record();
-        if rec.state != ContainerState::Running {
-            return Err(LifecycleError::precondition(
-                format!("container {}", c.id),
-                format!(
-                    "is {}: exec needs a running container",
-                    state_word(rec.state)
-                ),
-            ));
-        }
         let runtime = self.handler(&rec.runtime_handler)?.runtime.clone();
         let nonce = new_id();
         let files = Arc::new(ExecFiles::new(

@@ -59,18 +59,8 @@ impl Manager {
 
     /// `ReopenContainerLog`: CRI requires the container to be running.
     pub async fn reopen_container_log(self: &Arc<Self>, id: &str) -> Result<(), LifecycleError> {
-        let c = self.container(id)?;
+        let c = self.running_container(id, "only a running container's log can be reopened")?;
         tracing::Span::current().record("container", c.id.as_str());
-        let rec = c.record();
-        if rec.state != ContainerState::Running {
-            return Err(LifecycleError::precondition(
-                format!("container {}", c.id),
-                format!(
-                    "is {}: only a running container's log can be reopened",
-                    state_word(rec.state)
-                ),
-            ));
-        }
         crate::monitor::reopen_log(&self.socket_path(&c.id))
             .await
             .map_err(|source| LifecycleError::Monitor {

@@ -227,6 +227,24 @@ impl Manager {
         }
     }
 
+    /// Find a container that must be running for `what` (e.g. "exec needs a running
+    /// container"): FailedPrecondition naming the container and its state otherwise.
+    pub fn running_container(
+        &self,
+        id: &str,
+        what: &str,
+    ) -> Result<Arc<Container>, LifecycleError> {
+        let c = self.container(id)?;
+        let state = c.record().state;
+        if state != crate::state::ContainerState::Running {
+            return Err(LifecycleError::precondition(
+                format!("container {}", c.id),
+                format!("is {}: {what}", crate::container::start::state_word(state)),
+            ));
+        }
+        Ok(c)
+    }
+
     /// Persist a pod record. Writes of one pod are serialised and always write the
     /// newest in-memory snapshot (`rec` is used only for a pod not yet in the index).
     pub async fn save_pod(

@@ -6,7 +6,6 @@ use tonic::Status;
 
 use super::Context;
 use super::error::missing_field;
-use super::exec::status;
 use crate::streaming::StreamOpts;
 
 /// Handle `Attach`.
@@ -24,6 +23,6 @@ pub async fn handle(ctx: &Context, req: cri::AttachRequest) -> Result<cri::Attac
     let url = ctx
         .streaming
         .attach(&req.container_id, opts)
-        .map_err(status)?;
+        .map_err(Status::from)?;
     Ok(cri::AttachResponse { url })
 }

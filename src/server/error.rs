@@ -44,6 +44,12 @@ impl From<ImageError> for Status {
     }
 }
 
+impl From<crate::streaming::StreamError> for Status {
+    fn from(e: crate::streaming::StreamError) -> Status {
+        Status::new(code(e.kind()), e.full_message())
+    }
+}
+
 impl From<LifecycleError> for Status {
     fn from(e: LifecycleError) -> Status {
         Status::new(code(e.kind()), e.full_message())

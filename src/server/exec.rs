@@ -5,13 +5,8 @@ use crust_proto::cri;
 use tonic::Status;
 
 use super::Context;
-use super::error::{code, missing_field};
-use crate::streaming::{StreamError, StreamOpts};
-
-/// A streaming error as a gRPC status (codes chosen by `error::code`).
-pub fn status(e: StreamError) -> Status {
-    Status::new(code(e.kind()), e.full_message())
-}
+use super::error::missing_field;
+use crate::streaming::StreamOpts;
 
 /// Handle `Exec`.
 pub async fn handle(ctx: &Context, req: cri::ExecRequest) -> Result<cri::ExecResponse, Status> {
@@ -28,6 +23,6 @@ pub async fn handle(ctx: &Context, req: cri::ExecRequest) -> Result<cri::ExecRes
     let url = ctx
         .streaming
         .exec(&req.container_id, req.cmd, opts)
-        .map_err(status)?;
+        .map_err(Status::from)?;
     Ok(cri::ExecResponse { url })
 }

@@ -7,7 +7,6 @@ use tonic::Status;
 
 use super::Context;
 use super::error::missing_field;
-use super::exec::status;
 
 /// Handle `PortForward`.
 pub async fn handle(
@@ -21,6 +20,6 @@ pub async fn handle(
     let url = ctx
         .streaming
         .port_forward(&req.pod_sandbox_id, &req.port)
-        .map_err(status)?;
+        .map_err(Status::from)?;
     Ok(cri::PortForwardResponse { url })
 }

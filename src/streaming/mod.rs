@@ -34,7 +34,7 @@ pub use streams::StreamOpts;
 
 use crate::config::streaming::StreamConfig;
 use crate::lifecycle::{LifecycleError, Manager};
-use crate::state::{ContainerState, PodState};
+use crate::state::PodState;
 
 /// A validated request waiting for its client to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,15 +217,8 @@ impl StreamServer {
     }
 
     fn running_container(&self, id: &str, op: &str) -> Result<String, StreamError> {
-        let c = self.shared.lifecycle.container(id)?;
-        let state = c.record().state;
-        if state != ContainerState::Running {
-            return Err(LifecycleError::precondition(
-                format!("container {}", c.id),
-                format!("is {state:?}: {op} needs a running container").to_lowercase(),
-            )
-            .into());
-        }
+        let what = format!("{op} needs a running container");
+        let c = self.shared.lifecycle.running_container(id, &what)?;
         Ok(c.id.clone())
     }
 

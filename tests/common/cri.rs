@@ -253,9 +253,13 @@ impl World {
             }
         }
         let env = Env::new().await?;
-        let img = tools_image("tools")?;
-        push_image(&env.registry, "e2e/tools", "1", &img)?;
-        let image = env.r("e2e/tools:1");
+        Self::with_image(env, "e2e/tools", &tools_image("tools")?).await
+    }
+
+    /// A world on `env` whose image is `img`, pushed as `<repo>:1` and pulled.
+    pub async fn with_image(env: Env, repo: &str, img: &Image) -> Result<Self> {
+        push_image(&env.registry, repo, "1", img)?;
+        let image = env.r(&format!("{repo}:1"));
         let image_id = env.daemon.pull(&image).await?;
         let logs = env.base().join("logs");
         std::fs::create_dir_all(&logs)?;

@@ -1,8 +1,6 @@
 //! Helpers of the streaming end-to-end tests (tests/streaming.rs): a world whose image
 //! has httpd and stty, exec/attach/port-forward sessions through `crust::ctl::stream`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -17,7 +15,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 use super::Env;
 use super::cri::{APPLETS, World};
 use super::daemon::{Daemon, registries_conf};
-use super::image::{Comp, ImageOpts, LayerBuilder, build_image, busybox_layer, push_image};
+use super::image::{Comp, ImageOpts, LayerBuilder, build_image, busybox_layer};
 use super::registry::Registry;
 
 /// A world whose image also has httpd, stty and a web page; streaming tokens live
@@ -56,19 +54,7 @@ pub async fn world_with(stream: &str) -> Result<World> {
         vec![busybox_layer()?, l.finish(Comp::Gzip)?],
         &ImageOpts::default(),
     )?;
-    push_image(&env.registry, "e2e/stream", "1", &img)?;
-    let image = env.r("e2e/stream:1");
-    let image_id = env.daemon.pull(&image).await?;
-    let logs = env.base().join("logs");
-    std::fs::create_dir_all(&logs)?;
-    Ok(World {
-        image,
-        image_id,
-        logs,
-        pods: Mutex::new(HashMap::new()),
-        ctr_ids: Mutex::new(Vec::new()),
-        env,
-    })
+    World::with_image(env, "e2e/stream", &img).await
 }
 
 /// Collects what a session writes.

@@ -70,10 +70,6 @@ pub struct PortForwardArgs {
     pub ports: Vec<String>,
 }
 
-fn stream_err(e: crate::streaming::StreamError) -> CtlError {
-    CtlError::Stream(e)
-}
-
 /// Local stdio for a session with these flags.
 fn local_io(interactive: bool, tty: bool) -> LocalIo {
     LocalIo {
@@ -102,7 +98,7 @@ async fn session(
     match r {
         Ok(0) => Ok(()),
         Ok(code) => std::process::exit(code),
-        Err(e) => Err(stream_err(e)),
+        Err(e) => Err(CtlError::Stream(e)),
     }
 }
 
@@ -191,7 +187,7 @@ pub async fn port_forward(
         Transport::Spdy => Some(
             forward::SpdyForwarder::connect(&url)
                 .await
-                .map_err(stream_err)?,
+                .map_err(CtlError::Stream)?,
         ),
         Transport::Websocket => None,
     };
