@@ -165,12 +165,30 @@ pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
 }
 
 /// Takes ownership of an inherited fd number (the sync fd).
+///
+/// A stdio fd (the daemon passes the sync pipe as stdout, which lets it spawn us with
+/// `posix_spawn` instead of forking itself) is moved to a new close-on-exec fd and the
+/// stdio slot is pointed at `/dev/null`: keeping it would hold the pipe open (the daemon
+/// waits for end-of-file) and a later `open` could otherwise land on the freed slot.
 pub fn inherited_fd(n: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only checks the fd is open.
     check(unsafe { libc::fcntl(n, libc::F_GETFD) })?;
-    set_cloexec(n)?;
-    // SAFETY: the daemon handed this fd to us to own; it is open (checked above).
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    if !(0..=2).contains(&n) {
+        set_cloexec(n)?;
+        // SAFETY: the daemon handed this fd to us to own; it is open (checked above).
+        return Ok(unsafe { OwnedFd::from_raw_fd(n) });
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on an open fd (checked above) returns a new fd we own.
+    let moved = check(unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: `moved` was just returned by fcntl and nothing else owns it.
+    let moved = unsafe { OwnedFd::from_raw_fd(moved) };
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    // SAFETY: dup2 onto the stdio slot `n` atomically replaces the pipe there.
+    check(unsafe { libc::dup2(null.as_raw_fd(), n) })?;
+    Ok(moved)
 }
 
 pub fn getpid() -> i32 {

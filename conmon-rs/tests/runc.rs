@@ -138,7 +138,9 @@ impl Ctr {
             "--socket".into(),
             c.p("mon.sock").into(),
             "--sync-fd".into(),
-            "3".into(),
+            // Directly spawned: the sync pipe is stdout, as the daemon passes it (no code
+            // between fork and exec). Via the shell: fd 3, the other kind of sync fd.
+            if o.via_shell { "3" } else { "1" }.into(),
         ];
         if o.stdin {
             margs.push("--stdin".into());
@@ -158,19 +160,25 @@ impl Ctr {
             s.args(&margs);
             s
         };
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null());
-        let wfd = w.as_raw_fd();
-        // SAFETY: dup2 is async-signal-safe; it clears CLOEXEC on fd 3 only.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(wfd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+        cmd.stdin(std::process::Stdio::null());
+        if o.via_shell {
+            cmd.stdout(std::process::Stdio::null());
+            let wfd = w.as_raw_fd();
+            // SAFETY: dup2 is async-signal-safe; it clears CLOEXEC on fd 3 only.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(wfd, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        } else {
+            cmd.stdout(std::process::Stdio::from(w.try_clone()?));
         }
         let mut child = cmd.spawn()?;
+        // Our copies of the write end (the command holds one) must go for end-of-file.
+        drop(cmd);
         drop(w);
         let mut buf = Vec::new();
         std::fs::File::from(r).read_to_end(&mut buf)?;

@@ -81,12 +81,22 @@ pub(super) async fn status(
     inner: &Arc<Inner>,
     input: &str,
 ) -> Result<Option<ImageDetails>, ImageError> {
-    let Some((record, _)) = find(inner, input).await? else {
+    if input.is_empty() {
+        return Ok(None);
+    }
+    // One trip to the blocking pool for the record and its config: CreateContainer asks
+    // for both on every call.
+    let names = lookup_names(inner, input);
+    let store = Arc::clone(&inner.store);
+    let found = crate::blocking::run("image status", move || {
+        let record = names.into_iter().find_map(|n| store.find_image(&n))?;
+        let blob = store.get_blob(&record.id);
+        Some((record, blob))
+    })
+    .await?;
+    let Some((record, blob)) = found else {
         return Ok(None);
     };
-    let store = Arc::clone(&inner.store);
-    let id = record.id.clone();
-    let blob = crate::blocking::run("get_blob", move || store.get_blob(&id)).await?;
     let config = match blob.map(|b| serde_json::from_slice::<serde_json::Value>(&b)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {

@@ -6,13 +6,13 @@
 //! length-delimited `SyncResult` from the pipe: the container's pid, or the runtime's
 //! error. This is CRI-O's conmon `--sync-pipe` handshake.
 //!
-//! The read end is close-on-exec, and the write end is made inheritable only inside the
-//! child between fork and exec: another process spawned concurrently by the daemon can
+//! Both ends are close-on-exec; the monitor receives the write end as its stdout, which
+//! the spawn dup2s into place. So another process spawned concurrently by the daemon can
 //! never hold the write end open and delay end-of-file.
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -33,6 +33,9 @@ pub const MAX_SOCKET_PATH: usize = 99;
 
 /// Diagnostics file of the monitor (its stderr), inside the bundle.
 pub const MONITOR_LOG: &str = "monitor.log";
+
+/// The monitor's fd for the sync pipe: its stdout (see [`spawn_with_timeout`]).
+const SYNC_FD: i32 = 1;
 
 /// Everything the monitor needs for one container.
 #[derive(Debug, Clone)]
@@ -155,28 +158,26 @@ pub async fn spawn_with_timeout(
         crate::blocking::run("open monitor log", move || prepare(&id, &path)).await??
     };
 
-    let w_raw = write_end.as_raw_fd();
+    // The write end becomes the monitor's stdout: stdio is set up by the spawn itself, so
+    // no code runs between fork and exec and the standard library can use `posix_spawn`
+    // (a vfork) instead of forking the whole daemon, which costs a millisecond or more
+    // per container with the daemon's threads and memory. The monitor moves the pipe off
+    // fd 1 at once (`--sync-fd 1`).
     let mut cmd = tokio::process::Command::new(&req.monitor_path);
-    cmd.args(req.args(w_raw))
+    cmd.args(req.args(SYNC_FD))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(write_end))
         .stderr(Stdio::from(diag))
         .kill_on_drop(false);
-    // SAFETY: the closure only calls fcntl(F_SETFD) on an fd that stays open in the
-    // parent until after spawn returns; fcntl is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = BorrowedFd::borrow_raw(w_raw);
-            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|source| MonitorError::Spawn {
+    let spawned = cmd.spawn();
+    // The command holds the parent's copy of the write end: closed here, so the pipe
+    // reaches end-of-file once the monitor is done with it.
+    drop(cmd);
+    let mut child = spawned.map_err(|source| MonitorError::Spawn {
         id: id.clone(),
         monitor: req.monitor_path.clone(),
         source,
     })?;
-    drop(write_end);
     let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end).map_err(|source| {
         MonitorError::Io {
             id: id.clone(),
