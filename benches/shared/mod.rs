@@ -55,3 +55,15 @@ pub fn med_p90(mut v: Vec<Duration>) -> (f64, f64) {
     let p90 = ((v.len() * 9) / 10).min(v.len() - 1);
     (ms(v[v.len() / 2]), ms(v[p90]))
 }
+
+/// Median over runs of `a[i] / b[i]`: each pair was measured back to back, so machine
+/// speed drifting over a bench run (it does, on these VMs) cancels out of each ratio.
+pub fn paired(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.as_secs_f64() / y.as_secs_f64().max(1e-9))
+        .collect();
+    r.sort_by(f64::total_cmp);
+    r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+}

@@ -18,6 +18,21 @@ pub fn crust_bin() -> &'static str {
     env!("CARGO_BIN_EXE_crust")
 }
 
+/// The `--log-level` daemons are started with: `debug` (tests want the detail when they
+/// fail) unless [`set_log_level`] chose another, or `CRUST_TEST_LOG_LEVEL` overrides both.
+static LOG_LEVEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Start every later daemon with `level` (benchmarks measure the default, `info`: debug
+/// logging is not what a node runs, and it costs time on every RPC).
+pub fn set_log_level(level: &'static str) {
+    let _ = LOG_LEVEL.set(level);
+}
+
+fn log_level() -> String {
+    std::env::var("CRUST_TEST_LOG_LEVEL")
+        .unwrap_or_else(|_| LOG_LEVEL.get().copied().unwrap_or("debug").to_string())
+}
+
 /// Connect a gRPC channel over a unix socket.
 pub async fn connect(sock: &Path) -> Result<Channel> {
     let sock = sock.to_path_buf();
@@ -126,7 +141,7 @@ impl Daemon {
             .arg("--registries-conf")
             .arg(&self.registries_conf)
             .arg("--log-level")
-            .arg("debug")
+            .arg(log_level())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
