@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crust_storage::ImageRecord;
+use crust_storage::{ImageRecord, Store};
 
 use super::user::{ImageUser, image_user};
 use super::{ImageError, Inner};
@@ -50,15 +50,26 @@ async fn find(
     inner: &Arc<Inner>,
     input: &str,
 ) -> Result<Option<(ImageRecord, String)>, ImageError> {
+    find_then(inner, input, |_, record, name| (record, name)).await
+}
+
+/// Look `input` up and, on the same blocking-pool trip, pass the match (record and the
+/// name that matched) to `then` with the store.
+async fn find_then<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    input: &str,
+    then: impl FnOnce(&Store, ImageRecord, String) -> T + Send + 'static,
+) -> Result<Option<T>, ImageError> {
     if input.is_empty() {
         return Ok(None);
     }
     let names = lookup_names(inner, input);
     let store = Arc::clone(&inner.store);
     let found = crate::blocking::run("find_image", move || {
-        names
+        let (record, name) = names
             .into_iter()
-            .find_map(|n| store.find_image(&n).map(|r| (r, n)))
+            .find_map(|n| store.find_image(&n).map(|r| (r, n)))?;
+        Some(then(&store, record, name))
     })
     .await?;
     Ok(found)
@@ -81,17 +92,10 @@ pub(super) async fn status(
     inner: &Arc<Inner>,
     input: &str,
 ) -> Result<Option<ImageDetails>, ImageError> {
-    if input.is_empty() {
-        return Ok(None);
-    }
-    // One trip to the blocking pool for the record and its config: CreateContainer asks
-    // for both on every call.
-    let names = lookup_names(inner, input);
-    let store = Arc::clone(&inner.store);
-    let found = crate::blocking::run("image status", move || {
-        let record = names.into_iter().find_map(|n| store.find_image(&n))?;
+    // The record and its config in one trip: CreateContainer asks for both on every call.
+    let found = find_then(inner, input, |store, record, _| {
         let blob = store.get_blob(&record.id);
-        Some((record, blob))
+        (record, blob)
     })
     .await?;
     let Some((record, blob)) = found else {
