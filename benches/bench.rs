@@ -202,17 +202,12 @@ fn floor_run(img: &Image) -> Result<Duration> {
 async fn main() -> Result<()> {
     // Daemons run at their default log level, as on a node.
     common::daemon::set_log_level("info");
-    // CRUST_BENCH_ONLY=lifecycle: the pod/container lifecycle benchmark alone.
-    if std::env::var("CRUST_BENCH_ONLY").as_deref() == Ok("lifecycle") {
-        return lifecycle::run().await;
-    }
-    // CRUST_BENCH_ONLY=network: the pod networking benchmark alone.
-    if std::env::var("CRUST_BENCH_ONLY").as_deref() == Ok("network") {
-        return network::run().await;
-    }
-    // CRUST_BENCH_ONLY=exec: the ExecSync benchmark alone.
-    if std::env::var("CRUST_BENCH_ONLY").as_deref() == Ok("exec") {
-        return exec::run().await;
+    // CRUST_BENCH_ONLY=lifecycle|network|exec: that benchmark alone (`pull`: see below).
+    match std::env::var("CRUST_BENCH_ONLY").as_deref() {
+        Ok("lifecycle") => return lifecycle::run().await,
+        Ok("network") => return network::run().await,
+        Ok("exec") => return exec::run().await,
+        _ => {}
     }
     let reg = Registry::start()?;
     let img = build()?;
@@ -270,7 +265,10 @@ async fn main() -> Result<()> {
         println!("crust: median {med:.1} ms, min {min:.1}, max {max:.1}; {cpu_line}");
         return Ok(());
     }
-    let (crust_times, classic_times, floor_times) = (crust.clone(), classic.clone(), floor.clone());
+    let (vs_classic, vs_floor) = (
+        shared::paired(&crust, &classic),
+        shared::paired(&crust, &floor),
+    );
     let rows = [
         ("crust", stats(crust)),
         ("skopeo+umoci", stats(classic)),
@@ -291,10 +289,6 @@ async fn main() -> Result<()> {
         );
     }
     let crust_ms = rows[0].1.0;
-    let (vs_classic, vs_floor) = (
-        shared::paired(&crust_times, &classic_times),
-        shared::paired(&crust_times, &floor_times),
-    );
     println!(
         "paired (median of per-run ratios): crust {vs_classic:.2}x skopeo+umoci, {vs_floor:.2}x floor"
     );
